@@ -1,0 +1,1 @@
+"""The core ganbench plugins. Each module is registered through the ``ganbench`` entry points."""

@@ -1,0 +1,43 @@
+"""CelebA (aligned faces) and any folder of images, decoded once into a cached uint8 tensor.
+
+CelebA is not downloaded: Google Drive's quota breaks automated downloads, so
+the error says where to get ``img_align_celeba.zip`` and where to unpack it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench import hookimpl
+from workbench.datapaths import cache_home, data_home
+from workbench.errors import DataError
+from workbench.imagefolder import load_folder
+from workbench.registry import DataRequest, DatasetSpec, ImageData
+
+CELEBA_HELP = ("download img_align_celeba.zip from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html) "
+               "and unzip it there, or pass --data-root DIR")
+
+
+def load_celeba(request: DataRequest) -> ImageData:
+    root = request.root or data_home() / "celeba"
+    folder = next((f for f in (root / "img_align_celeba", root) if f.is_dir() and any(f.glob("*.jpg"))), None)
+    if folder is None:
+        raise DataError(f"CelebA was not found in {root}/img_align_celeba: {CELEBA_HELP}.")
+    images, skipped = load_folder(folder, request.image_size, 3, request.cache_dir or cache_home(), "celeba")
+    return ImageData(images, None, source=f"{folder} ({skipped} unreadable files skipped)" if skipped else str(folder))
+
+
+def load_image_folder(request: DataRequest) -> ImageData:
+    if request.root is None:
+        raise DataError("The folder dataset needs --data-root DIR, a folder of JPEG or PNG images.")
+    root = Path(request.root)
+    images, skipped = load_folder(root, request.image_size, 3, request.cache_dir or cache_home(), "folder")
+    return ImageData(images, None, source=f"{root} ({skipped} unreadable files skipped)" if skipped else str(root))
+
+
+@hookimpl
+def ganbench_register_datasets(register):
+    register(DatasetSpec("celeba", "CelebA aligned faces (202,599 JPEGs), centre-cropped to the model's size, RGB",
+                         load_celeba))
+    register(DatasetSpec("folder", "any folder of images (--data-root DIR), centre-cropped square, RGB",
+                         load_image_folder))

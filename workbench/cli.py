@@ -1,0 +1,51 @@
+"""The command line: ``ganbench`` opens the workbench; ``ganbench COMMAND`` runs headless.
+
+The headless commands (``workbench.commands``) never import textual; only a
+bare ``ganbench`` loads the terminal UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from workbench import __version__
+from workbench.commands import plugins, run, runs, sample
+from workbench.errors import GanbenchError
+
+COMMANDS = [run, plugins, sample, runs]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganbench", description="Train and study GANs in the terminal; "
+                                     "plugins bring the models, datasets and losses. Without a command, "
+                                     "opens the workbench.")
+    parser.add_argument("--version", action="version", version=f"ganbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_arguments(sub.add_parser(module.NAME, help=module.HELP, description=module.HELP))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command is None:
+            return open_workbench(args)
+        return next(m for m in COMMANDS if m.NAME == args.command).main(args)
+    except GanbenchError as exc:
+        print(f"ganbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ganbench: interrupted", file=sys.stderr)
+        return 130
+
+
+def open_workbench(args) -> int:
+    """The terminal workbench (``workbench.tui``); until it exists, the help text."""
+    try:
+        from workbench.tui.app import run_workbench
+    except ImportError:
+        build_parser().print_help()
+        return 0
+    return run_workbench(args)

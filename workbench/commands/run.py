@@ -1,0 +1,89 @@
+"""``ganbench run``: train a model headless, with progress on the console."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from workbench.errors import GanbenchError
+
+NAME = "run"
+HELP = "train a model headless"
+EXIT_CODES = {"completed": 0, "stopped": 0, "diverged": 3, "failed": 1}
+
+
+def add_arguments(run) -> None:
+    run.description = ("Train a model. Every option defaults from the model plugin; `ganbench plugins` lists "
+                       "models, datasets, losses and their settings.")
+    run.add_argument("--plugin", "-p", help="the model plugin, e.g. mlp_gan, dcgan, aae")
+    run.add_argument("--dataset", "-d", help="the dataset plugin (default: the model's)")
+    run.add_argument("--loss", help="the loss plugin: bce, lsgan, hinge, wgan-gp (default: the model's)")
+    length = run.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="passes over the dataset")
+    length.add_argument("--steps", type=int, help="training steps (instead of --epochs)")
+    run.add_argument("--batch-size", type=int, help="images per step")
+    run.add_argument("--lr", type=float, help="Adam learning rate of both networks")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="any model hyper-parameter or engine setting; repeatable")
+    run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    run.add_argument("--seed", type=int, help="random seed (default 0)")
+    run.add_argument("--runs-dir", help="where run directories go (default: runs)")
+    run.add_argument("--name", help="the run's directory name (default: model-dataset-time)")
+    run.add_argument("--data-root", help="folder holding the dataset's files")
+    run.add_argument("--download", action="store_true", help="download the dataset if the network allows")
+    run.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a run from its last checkpoint")
+
+
+def main(args) -> int:
+    from workbench.config import build_config
+    from workbench.console import make_progress
+    from workbench.engine.control import RunControl
+    from workbench.engine.run import prepare_run
+    from workbench.plugins import load_plugins
+
+    plugins = load_plugins()
+    for error in plugins.errors:
+        print(f"warning: {error}", file=sys.stderr)
+    control = RunControl()
+    if args.resume:
+        if args.plugin or args.dataset or args.loss or args.sets or args.batch_size or args.lr:
+            raise GanbenchError("--resume continues a run with its own settings; only --steps, --epochs and "
+                                "--device may be given with it.")
+        overrides = {"steps": args.steps, "device": args.device, "epochs": args.epochs}
+        run = prepare_run(None, plugins, resume=Path(args.resume), control=control,
+                          overrides={k: v for k, v in overrides.items() if v is not None})
+    else:
+        if not args.plugin:
+            raise GanbenchError("Name the model with --plugin (see `ganbench plugins` for the choices).")
+        sets = [f"{key}={flag}" for flag, key in ((args.epochs, "epochs"), (args.batch_size, "batch_size"),
+                                                  (args.lr, "lr")) if flag is not None] + list(args.sets)
+        config = build_config(plugins.registry, args.plugin, dataset=args.dataset, loss=args.loss, sets=sets,
+                              steps=args.steps, device=args.device, seed=args.seed, runs_dir=args.runs_dir,
+                              name=args.name, data_root=args.data_root, download=args.download or None)
+        run = prepare_run(config, plugins, control=control)
+    control.requests = run.dir.requests
+    run.listeners.append(make_progress(sys.stdout))
+    received = _install_signal_handlers(control)
+    reason = run.train()
+    print(f"run directory: {run.dir.path}")
+    if reason == "stopped" and received:
+        return 128 + received[-1]
+    return EXIT_CODES.get(reason, 1)
+
+
+def _install_signal_handlers(control) -> list[int]:
+    """First Ctrl-C or SIGTERM: finish the step, checkpoint, stop. A second Ctrl-C: quit at once."""
+    received: list[int] = []
+
+    def handle(signum, _frame):
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+        control.request_stop()
+        print("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)",
+              file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return received

@@ -1,0 +1,117 @@
+"""The run configuration: what the CLI, the workbench and checkpoints agree on."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import ConfigError, nearest
+from workbench.params import HyperParam
+from workbench.registry import Registry
+
+# Settings of the engine itself, also given with --set key=value.
+ENGINE_PARAMS = (
+    HyperParam("log_every", "int", 200, "write a metrics event at least every N steps", min=1),
+    HyperParam("log_seconds", "float", 1.0, "... and at least every S seconds", min=0.05),
+    HyperParam("sample_every", "int", 500, "write a fixed-noise sample grid every N steps (0: at the end only)", min=0),
+    HyperParam("checkpoint_every", "int", 2000, "write a checkpoint every N steps, and at the end", min=1),
+    HyperParam("keep_checkpoints", "int", 3, "how many step checkpoints to keep besides the latest", min=1),
+    HyperParam("sample_count", "int", 64, "images in each sample grid", min=1, max=1024),
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. ``hyperparams`` holds every value the model declares."""
+
+    model: str
+    dataset: str
+    loss: str
+    hyperparams: dict[str, Any]
+    engine: dict[str, Any] = field(default_factory=lambda: {p.name: p.default for p in ENGINE_PARAMS})
+    steps: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    runs_dir: str = "runs"
+    name: str | None = None
+    data_root: str | None = None
+    download: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def build_config(registry: Registry, model: str, *, dataset: str | None = None, loss: str | None = None,
+                 sets: list[str] = (), **fields) -> RunConfig:
+    """Resolve a run configuration: the model's defaults, then named flags, then ``--set key=value``.
+
+    Raises ConfigError/PluginError with one sentence for unknown names or bad values.
+    """
+    spec = registry.model(model)
+    config = RunConfig(model=model, dataset=dataset or spec.dataset, loss=loss or spec.loss,
+                       hyperparams=spec.defaults(), **{k: v for k, v in fields.items() if v is not None})
+    registry.dataset(config.dataset)
+    registry.loss(config.loss)
+    for item in sets:
+        apply_set(config, registry, item)
+    validate(config, registry)
+    return config
+
+
+def apply_set(config: RunConfig, registry: Registry, item: str) -> None:
+    """Apply one ``key=value`` to the model's hyper-parameters or the engine settings."""
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f'--set needs key=value, got "{item}".')
+    spec = registry.model(config.model)
+    param = spec.param(key)
+    if param is not None:
+        config.hyperparams[key] = param.parse(value)
+        return
+    engine = next((p for p in ENGINE_PARAMS if p.name == key), None)
+    if engine is not None:
+        config.engine[key] = engine.parse(value)
+        return
+    names = [p.name for p in spec.hyperparams] + [p.name for p in ENGINE_PARAMS]
+    raise ConfigError(f'"{key}" is not a setting of {config.model}.{nearest(key, names)} '
+                      f'Settings: {", ".join(names)}.')
+
+
+def validate(config: RunConfig, registry: Registry) -> None:
+    """Check every value against its declaration, so a bad one fails before any data is loaded."""
+    spec = registry.model(config.model)
+    for param in spec.hyperparams:
+        config.hyperparams[param.name] = param.check(config.hyperparams.get(param.name, param.default))
+    for param in ENGINE_PARAMS:
+        config.engine[param.name] = param.check(config.engine.get(param.name, param.default))
+    if config.steps is not None and config.steps < 1:
+        raise ConfigError(f"--steps must be at least 1; got {config.steps}.")
+    if config.device not in ("auto", "cpu", "cuda", "mps") and not config.device.startswith("cuda:"):
+        raise ConfigError(f'--device must be auto, cpu, cuda, cuda:N or mps; got "{config.device}".')
+    if config.name is not None:
+        check_run_name(config.name)
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one folder name: letters, digits, '.', '_' and '-', no path separators, not '..'."""
+    if not _NAME.match(name) or ".." in name:
+        raise ConfigError(f'The run name "{name}" must be letters, digits, ".", "_" or "-" '
+                          f"(no path separators or '..'), at most 100 characters.")
+    return name
+
+
+def run_name_default(config: RunConfig, now: str) -> str:
+    return f"{config.model}-{config.dataset}-{now}"
+
+
+def runs_root(config: RunConfig) -> Path:
+    return Path(config.runs_dir).expanduser()

@@ -1,0 +1,107 @@
+"""Console progress for headless runs, built from the run's events.
+
+On a terminal: rich progress bars for epochs and batches with the losses,
+images/s and ETA. Elsewhere (nohup, a scheduler's log, CI): one plain
+timestamped line every ``interval`` seconds, plus a line per sample grid,
+checkpoint and the end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from workbench.engine.events import Event
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def metrics_text(event: Event) -> str:
+    return (f"D loss {event['d_loss']:.4f}  G loss {event['g_loss']:.4f}  "
+            f"D(x) {event['d_real']:.3f}  D(G(z)) {event['d_fake']:.3f}  {event['images_per_s']:,.0f} img/s")
+
+
+class PlainProgress:
+    """Timestamped lines, rate-limited, for logs that are not a terminal."""
+
+    def __init__(self, stream: TextIO = sys.stdout, interval: float = 10.0):
+        self.stream, self.interval = stream, interval
+        self.total = self.spe = 1
+        self._last = 0.0
+
+    def _line(self, text: str) -> None:
+        self.stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        self.stream.flush()
+
+    def __call__(self, event: Event) -> None:
+        kind = event["type"]
+        if kind == "run_start":
+            self.total, self.spe = event["total_steps"], event["steps_per_epoch"]
+            resumed = f", resumed from {event['resumed_from']}" if event.get("resumed_from") else ""
+            self._line(f"run {event['config']['name']}: {event['config']['model']} on {event['config']['dataset']} "
+                       f"({event['dataset_size']:,} images), {event['device']}, {self.total:,} steps{resumed}")
+        elif kind == "metrics":
+            now = time.monotonic()
+            if now - self._last >= self.interval or event["step"] >= self.total:
+                self._last = now
+                self._line(f"epoch {event['epoch'] + 1} step {event['step']:,}/{self.total:,}  {metrics_text(event)}")
+        elif kind in ("sample", "checkpoint"):
+            self._line(f"{kind} written: {event['path']}")
+        elif kind in ("warning", "error", "paused", "resumed"):
+            self._line(f"{kind}: {event.get('message', 'step ' + str(event.get('step')))}")
+        elif kind == "run_end":
+            self._line(f"{event['reason']}: {event['message']}")
+
+
+class RichProgress:
+    """Two progress bars (epochs, batches) and a metrics line, for interactive terminals."""
+
+    def __init__(self, console=None):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self.console = console or Console(stderr=False)
+        self.progress = Progress(TextColumn("{task.description:>7}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[info]}"), console=self.console, transient=False)
+        self.epoch_task = self.batch_task = None
+        self.spe = 1
+
+    def __call__(self, event: Event) -> None:
+        kind, progress = event["type"], self.progress
+        if kind == "run_start":
+            cfg = event["config"]
+            self.spe = event["steps_per_epoch"]
+            epochs = -(-event["total_steps"] // self.spe)
+            self.console.print(f"[bold]{cfg['name']}[/]: {cfg['model']} on {cfg['dataset']} "
+                               f"({event['dataset_size']:,} images, {event['dataset_source']}), loss {cfg['loss']}, "
+                               f"{event['device']}")
+            progress.start()
+            self.epoch_task = progress.add_task("epoch", total=epochs, completed=event["epoch"], info="")
+            self.batch_task = progress.add_task("batch", total=min(self.spe, event["total_steps"]),
+                                                completed=event["step"] % self.spe, info="")
+        elif kind == "metrics":
+            progress.update(self.batch_task, completed=event["batch"], info=metrics_text(event))
+            progress.update(self.epoch_task, completed=event["epoch"])
+        elif kind == "epoch_end":
+            progress.update(self.epoch_task, completed=event["epoch"] + 1)
+            progress.reset(self.batch_task, total=self.spe, info=progress.tasks[self.batch_task].fields["info"])
+        elif kind in ("warning", "error"):
+            self.console.print(f"[yellow]{kind}:[/] {event['message']}")
+        elif kind == "checkpoint":
+            progress.update(self.epoch_task, info=f"checkpoint step {event['step']:,}")
+        elif kind == "run_end":
+            progress.stop()
+            style = "green" if event["reason"] == "completed" else "yellow"
+            self.console.print(f"[{style}]{event['reason']}[/]: {event['message']}")
+
+
+def make_progress(stream: TextIO = sys.stdout):
+    """Rich bars on a terminal, plain lines otherwise."""
+    return RichProgress() if stream.isatty() else PlainProgress(stream)

@@ -1,0 +1,147 @@
+"""Self-describing safetensors checkpoints: networks, optimizers, RNG state and metadata.
+
+A checkpoint never holds pickled objects: tensors in safetensors, everything
+else as JSON in the header's metadata. Opening a stranger's file is safe: the
+header size and the metadata size are bounded before anything is parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench import __version__
+from workbench.atomic import atomic_write
+from workbench.errors import CheckpointError
+
+FORMAT = "ganbench-checkpoint/1"
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+MAX_METADATA_BYTES = 1024 * 1024
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: its metadata and its tensors (on the CPU)."""
+
+    path: Path
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+
+def save_checkpoint(path: Path, model, meta: dict[str, Any], extra: dict[str, torch.Tensor]) -> None:
+    """Write every network and optimizer of ``model`` plus ``extra`` tensors, atomically.
+
+    :param meta: JSON-able description (model, hyper-parameters, step ...); the ganbench version is added.
+    """
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    groups: dict[str, Any] = {}
+    for name, net in model.networks.items():
+        for key, value in net.state_dict().items():
+            tensors[f"net/{name}/{key}"] = value.detach().to("cpu").contiguous()
+    for name, opt in model.optimizers.items():
+        state = opt.state_dict()
+        groups[name] = state["param_groups"]
+        for index, slots in state["state"].items():
+            for slot, value in slots.items():
+                tensors[f"opt/{name}/{index}/{slot}"] = torch.as_tensor(value).detach().to("cpu").contiguous()
+    for key, value in extra.items():
+        tensors[key] = value.detach().to("cpu").contiguous()
+    full_meta = {**meta, "format": FORMAT, "ganbench_version": __version__, "optimizer_groups": groups}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "ganbench": json.dumps(full_meta)})
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The ganbench metadata of a checkpoint, checked for size and format before parsing."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path} is not a safetensors checkpoint (the file is too short).")
+            (size,) = struct.unpack("<Q", head)
+            if size > MAX_HEADER_BYTES:
+                raise CheckpointError(f"{path} declares a {size}-byte header, over the {MAX_HEADER_BYTES} limit; refusing it.")
+            header_bytes = handle.read(size)
+    except OSError as exc:
+        raise CheckpointError(f"Cannot read {path}: {exc.strerror}.") from None
+    if len(header_bytes) < size:
+        raise CheckpointError(f"{path} is truncated (its header is incomplete).")
+    try:
+        header = json.loads(header_bytes)
+        raw_meta = header.get("__metadata__") or {}
+    except (ValueError, AttributeError):
+        raise CheckpointError(f"{path} is not a safetensors checkpoint (its header is not JSON).") from None
+    if raw_meta.get("format") != FORMAT or "ganbench" not in raw_meta:
+        raise CheckpointError(f"{path} is a safetensors file but not a ganbench checkpoint.")
+    if len(raw_meta["ganbench"]) > MAX_METADATA_BYTES:
+        raise CheckpointError(f"{path} has over {MAX_METADATA_BYTES} bytes of metadata; refusing it.")
+    try:
+        meta = json.loads(raw_meta["ganbench"])
+    except ValueError:
+        raise CheckpointError(f"The metadata of {path} does not parse as JSON.") from None
+    missing = [k for k in ("model", "hyperparams", "image_shape", "step", "config") if k not in meta]
+    if missing:
+        raise CheckpointError(f"The metadata of {path} lacks {', '.join(missing)}.")
+    return meta
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint's metadata and tensors onto the CPU; raise CheckpointError if unusable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is corrupt or truncated ({str(exc).splitlines()[0]}).") from None
+    return Checkpoint(Path(path), meta, tensors)
+
+
+def restore_networks(checkpoint: Checkpoint, model) -> None:
+    """Load every network's weights; raise CheckpointError naming the first mismatch."""
+    for name, net in model.networks.items():
+        prefix = f"net/{name}/"
+        state = {k[len(prefix):]: v for k, v in checkpoint.tensors.items() if k.startswith(prefix)}
+        expected = net.state_dict()
+        if set(state) != set(expected):
+            raise CheckpointError(f"{checkpoint.path} does not hold the {name} of this model "
+                                  f"(it was written by model {checkpoint.meta.get('model')!r}).")
+        for key, value in state.items():
+            if value.shape != expected[key].shape:
+                raise CheckpointError(f"{checkpoint.path}: {name}.{key} has shape {tuple(value.shape)}, "
+                                      f"this model needs {tuple(expected[key].shape)}.")
+        net.load_state_dict(state)
+
+
+def restore_optimizers(checkpoint: Checkpoint, model) -> None:
+    """Load every optimizer's state (moments, step counts, learning rates)."""
+    groups = checkpoint.meta.get("optimizer_groups", {})
+    for name, opt in model.optimizers.items():
+        prefix = f"opt/{name}/"
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in checkpoint.tensors.items():
+            if key.startswith(prefix):
+                index, slot = key[len(prefix):].split("/", 1)
+                state.setdefault(int(index), {})[slot] = value
+        if name not in groups:
+            raise CheckpointError(f"{checkpoint.path} holds no state for the {name} optimizer.")
+        try:
+            opt.load_state_dict({"state": state, "param_groups": groups[name]})
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{checkpoint.path}: the {name} optimizer state does not fit ({exc}).") from None

@@ -1,0 +1,60 @@
+"""The whole dataset as one uint8 tensor on the training device; batches by index permutation.
+
+No DataLoader and no per-sample Python: an epoch is a permutation, a batch is
+an index into the tensor, and the conversion to float in [-1, 1] happens on the
+device, as in cifar10-airbench.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from workbench.errors import ConfigError
+
+_RESIZE_CHUNK = 4096
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear (antialiased) resize of uint8 (N, C, H, W) to (N, C, size, size), in chunks."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8, device=images.device)
+    for start in range(0, images.shape[0], _RESIZE_CHUNK):
+        chunk = images[start:start + _RESIZE_CHUNK].float()
+        resized = F.interpolate(chunk, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out[start:start + _RESIZE_CHUNK] = resized.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+class DeviceImages:
+    """Batches of float images in [-1, 1] drawn from a uint8 tensor kept on ``device``.
+
+    :param images: uint8 (N, C, H, W).
+    :param batch_size: images per batch; the last incomplete batch of an epoch is dropped.
+    :param seed: with the epoch number, fixes each epoch's order, so a resumed run sees the same batches.
+    """
+
+    def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device, seed: int,
+                 channels_last: bool = False):
+        if images.shape[0] < batch_size:
+            raise ConfigError(f"The batch size {batch_size} is larger than the dataset ({images.shape[0]} images).")
+        self.images = images.to(device)
+        self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.steps_per_epoch = images.shape[0] // batch_size
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The permutation of epoch ``epoch``, the same on every machine and every resume."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.images.shape[0], generator=gen).to(self.device)
+
+    def batches(self, epoch: int, start: int = 0):
+        """Yield the batches of ``epoch`` from batch index ``start`` on."""
+        order, size = self.order(epoch), self.batch_size
+        for b in range(start, self.steps_per_epoch):
+            batch = self.images[order[b * size:(b + 1) * size]]
+            yield batch.to(memory_format=self.memory_format).float().mul_(2 / 255).sub_(1)

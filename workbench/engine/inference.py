@@ -1,0 +1,54 @@
+"""Using a finished checkpoint: rebuild its model from the metadata and draw samples. No dataset needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from workbench.engine import checkpoint as ckpt
+from workbench.engine.devices import pick_device
+from workbench.engine.rundir import RunDir
+from workbench.engine.samples import generate
+from workbench.errors import CheckpointError
+from workbench.plugins import PluginSet
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file, or the latest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        latest = RunDir(path).latest
+        if not latest.is_file():
+            steps = sorted(RunDir(path).checkpoints.glob("step-*.safetensors"))
+            if not steps:
+                raise CheckpointError(f"{path} holds no checkpoint.")
+            latest = steps[-1]
+        return latest
+    return path
+
+
+def load_model(path: Path, plugins: PluginSet, device: str = "auto"):
+    """Rebuild the model a checkpoint describes, with its weights, on ``device``. Returns (model, checkpoint)."""
+    checkpoint = ckpt.load_checkpoint(resolve_checkpoint(path))
+    meta = checkpoint.meta
+    spec = plugins.registry.model(meta["model"])
+    target = pick_device(device)
+    image_shape = tuple(int(v) for v in meta["image_shape"])
+    try:
+        model = spec.build(dict(meta["hyperparams"]), image_shape)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{checkpoint.path}: its hyper-parameters do not build a {meta['model']} ({exc}).") from None
+    ckpt.restore_networks(checkpoint, model)
+    model.to(target)
+    model.train()
+    return model, checkpoint
+
+
+def sample_images(path: Path, plugins: PluginSet, n: int, seed: int = 0, device: str = "auto") -> torch.Tensor:
+    """``n`` images in [-1, 1] from the checkpoint at ``path``; the same seed gives the same noise on any device."""
+    model, _ = load_model(path, plugins, device)
+    target = next(iter(model.networks.values()))
+    first = next(target.parameters())
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(first.device)
+    return generate(model, z)

@@ -1,0 +1,169 @@
+"""The run directory: what a run leaves behind, and its status for other processes.
+
+::
+
+    runs/<name>/
+      config.json        the resolved configuration
+      state.json         status (running, paused, completed, stopped, diverged, failed), pid, step
+      events.jsonl       every event, append-only
+      samples/step-00000500.png
+      checkpoints/step-00002000.safetensors ... and latest.safetensors
+      requests/          commands from the workbench (stop, pause, resume, checkpoint)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.atomic import write_text_atomic
+from workbench.config import RunConfig, check_run_name, run_name_default, runs_root
+from workbench.errors import ConfigError, GanbenchError
+
+FINISHED = {"completed", "stopped", "diverged", "failed"}
+
+
+@dataclass
+class RunDir:
+    """Paths inside one run directory."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def latest(self) -> Path:
+        return self.checkpoints / "latest.safetensors"
+
+    @property
+    def requests(self) -> Path:
+        return self.path / "requests"
+
+    def read_state(self) -> dict:
+        try:
+            return json.loads(self.state.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def write_state(self, **fields) -> None:
+        state = self.read_state()
+        state.update(fields, updated=round(time.time(), 3))
+        write_text_atomic(self.state, json.dumps(state, indent=1))
+
+    def status(self) -> str:
+        """The run's status; a 'running' run whose process is gone on this host reads as 'crashed'."""
+        state = self.read_state()
+        status = state.get("status", "unknown")
+        if status in ("running", "paused") and state.get("host") == os.uname().nodename and not pid_alive(state.get("pid")):
+            return "crashed"
+        return status
+
+
+def pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def create_run_dir(config: RunConfig) -> RunDir:
+    """Make a fresh run directory; never reuse or overwrite an existing one."""
+    root = runs_root(config)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GanbenchError(f"Cannot create the runs folder {root}: {exc.strerror}.") from None
+    if config.name:
+        name = check_run_name(config.name)
+        path = root / name
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise ConfigError(f'A run named "{name}" already exists in {root}; choose another --name '
+                              f"or continue it with --resume {path}.") from None
+        except OSError as exc:
+            raise GanbenchError(f"Cannot create the run folder {path}: {exc.strerror}.") from None
+    else:
+        base = run_name_default(config, time.strftime("%Y%m%d-%H%M%S"))
+        for attempt in range(1, 1000):
+            path = root / (base if attempt == 1 else f"{base}-{attempt}")
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise GanbenchError(f"Cannot create the run folder {path}: {exc.strerror}.") from None
+        config.name = path.name
+    run_dir = RunDir(path)
+    for sub in (run_dir.samples, run_dir.checkpoints, run_dir.requests):
+        sub.mkdir()
+    write_text_atomic(run_dir.config, json.dumps(config.to_dict(), indent=2))
+    return run_dir
+
+
+def list_runs(root: Path) -> list[RunDir]:
+    """Every run directory under ``root``, newest first."""
+    if not root.is_dir():
+        return []
+    runs = [RunDir(p) for p in root.iterdir() if (p / "config.json").is_file()]
+    return sorted(runs, key=lambda r: r.config.stat().st_mtime, reverse=True)
+
+
+def last_event(run_dir: RunDir, kind: str, tail_bytes: int = 256 * 1024) -> dict | None:
+    """The newest event of ``kind``, read from the end of the log only."""
+    try:
+        with open(run_dir.events, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - tail_bytes))
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("type") == kind:
+            return event
+    return None
+
+
+def summarize(run_dir: RunDir) -> dict:
+    """One row of the runs table: name, status, model, dataset, loss, steps, last losses, start time."""
+    try:
+        config = json.loads(run_dir.config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    state = run_dir.read_state()
+    metrics = last_event(run_dir, "metrics") or {}
+    return {"name": run_dir.path.name, "path": str(run_dir.path), "status": run_dir.status(),
+            "model": config.get("model", "?"), "dataset": config.get("dataset", "?"), "loss": config.get("loss", "?"),
+            "step": state.get("step", metrics.get("step", 0)), "total_steps": state.get("total_steps"),
+            "d_loss": metrics.get("d_loss"), "g_loss": metrics.get("g_loss"),
+            "started": run_dir.config.stat().st_mtime if run_dir.config.exists() else None}

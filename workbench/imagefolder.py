@@ -1,0 +1,85 @@
+"""Decode a folder of images once into a uint8 tensor, cached on disk for every later run.
+
+Used by the ``celeba`` and ``folder`` datasets and free for third-party
+dataset plugins. Unreadable or truncated files are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from workbench.atomic import atomic_write
+from workbench.errors import DataError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Every image file below ``folder``, sorted, so the order is the same on every machine."""
+    if not folder.is_dir():
+        raise DataError(f"The image folder {folder} does not exist.")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"The folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return files
+
+
+def decode_square(path: Path, size: int, channels: int) -> torch.Tensor | None:
+    """Read one image as uint8 (C, size, size): shorter side resized to ``size``, then centre-cropped.
+
+    Returns None when the file cannot be decoded.
+    """
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import center_crop, resize
+
+    mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
+    try:
+        image = decode_image(str(path), mode=mode)
+    except (RuntimeError, ValueError, OSError):
+        return None
+    image = resize(image, [size], antialias=True)
+    return center_crop(image, [size, size]).contiguous()
+
+
+def _cache_key(files: list[Path], size: int, channels: int) -> str:
+    digest = hashlib.sha256(f"{size}:{channels}".encode())
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def load_folder(folder: Path, size: int, channels: int, cache_dir: Path | None, title: str) -> tuple[torch.Tensor, int]:
+    """All images of ``folder`` as uint8 (N, C, size, size) and the number of files skipped.
+
+    The decoded tensor is cached in ``cache_dir`` (a safetensors file named by a
+    hash of the file list, sizes and dates), so a JPEG is decoded once.
+    """
+    from safetensors.torch import load_file, save_file
+
+    files = list_images(folder)
+    cache = cache_dir / f"{title}-{size}px-{channels}ch-{_cache_key(files, size, channels)}.safetensors" if cache_dir else None
+    if cache is not None and cache.is_file():
+        try:
+            stored = load_file(str(cache))
+            return stored["images"], int(stored["skipped"].item())
+        except Exception:
+            pass  # a damaged cache is rebuilt below
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(workers) as pool:
+        decoded = list(pool.map(lambda p: decode_square(p, size, channels), files, chunksize=64))
+    images = [image for image in decoded if image is not None]
+    skipped = len(files) - len(images)
+    if not images:
+        raise DataError(f"None of the {len(files)} image files in {folder} could be decoded.")
+    stack = torch.stack(images)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache) as tmp:
+            save_file({"images": stack, "skipped": torch.tensor(skipped)}, str(tmp))
+    return stack, skipped

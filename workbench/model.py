@@ -1,0 +1,161 @@
+"""The objects a model or loss plugin returns, and the standard two-network GAN step.
+
+A model plugin's ``build`` returns a ``GanModel``. Most GANs are a generator
+and a discriminator trained in alternation: subclass ``TwoNetworkGAN`` and pass
+the two modules. Models with another structure (the AAE) override
+``train_step``. Every network takes and returns tensors; images are float in
+[-1, 1] of shape (N, C, H, W).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+Metrics = dict[str, torch.Tensor]
+
+
+class AdversarialLoss:
+    """An adversarial objective computed from raw discriminator outputs (logits).
+
+    Subclasses implement ``d_loss`` and ``g_loss``; ``penalty`` adds a
+    regulariser (the gradient penalty of WGAN-GP); ``score`` turns logits into
+    the number shown as D(x) and D(G(z)).
+    """
+
+    name = "loss"
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The discriminator's loss (a scalar): real and fake terms summed."""
+        raise NotImplementedError
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The generator's loss (a scalar)."""
+        raise NotImplementedError
+
+    def penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        """An extra discriminator term, or None."""
+        return None
+
+    def score(self, logits: torch.Tensor) -> torch.Tensor:
+        """The mean discriminator output shown to the user (a probability for BCE)."""
+        return torch.sigmoid(logits.detach().float()).mean()
+
+
+class GanModel:
+    """A trainable GAN: its networks, optimizers and one training step.
+
+    :param networks: every ``nn.Module`` by name; all are saved in checkpoints.
+    :param optimizers: every optimizer by name; all are saved in checkpoints.
+    :param latent_dim: the size of the noise vector the generator takes.
+    """
+
+    channels_last = False  # convolutional models run faster in NHWC on CPU and GPU
+
+    def __init__(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], latent_dim: int):
+        self.networks = networks
+        self.optimizers = optimizers
+        self.latent_dim = latent_dim
+        self.noise: torch.Generator | None = None  # set by the engine; all sampling draws from it
+
+    def to(self, device: torch.device) -> GanModel:
+        for net in self.networks.values():
+            net.to(device)
+            if self.channels_last:
+                net.to(memory_format=torch.channels_last)
+        return self
+
+    def make_optimizers(self) -> None:
+        """Create the optimizers after the networks reached their device (fused Adam needs it)."""
+
+    def train(self, mode: bool = True) -> None:
+        for net in self.networks.values():
+            net.train(mode)
+
+    def draw_noise(self, n: int, device: torch.device) -> torch.Tensor:
+        """Standard normal noise of shape (n, latent_dim), drawn on ``device`` from the run's generator."""
+        return torch.randn(n, self.latent_dim, device=device, generator=self.noise)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from noise ``z`` of shape (N, latent_dim)."""
+        raise NotImplementedError
+
+    def train_step(self, real: torch.Tensor, loss: AdversarialLoss) -> Metrics:
+        """One update of every network on the batch ``real``.
+
+        Returns scalar tensors ``d_loss``, ``g_loss``, ``d_real`` and ``d_fake``,
+        left on the device: the engine reads them at the logging interval.
+        """
+        raise NotImplementedError
+
+
+def adam(params, lr: float, b1: float, b2: float, device: torch.device) -> torch.optim.Adam:
+    """Adam as the reference scripts use it, fused on CUDA and foreach elsewhere."""
+    fused = device.type == "cuda"
+    return torch.optim.Adam(params, lr=lr, betas=(b1, b2), fused=fused or None, foreach=None if fused else True)
+
+
+class TwoNetworkGAN(GanModel):
+    """A generator and a discriminator updated in alternation, as in the reference scripts.
+
+    :param generator: maps (N, latent_dim) noise to images.
+    :param discriminator: maps images to logits of shape (N,) or (N, 1).
+    :param hp: the hyper-parameters (``lr``, ``b1``, ``b2`` are used here).
+    :param d_first: update D before G (the DCGAN tutorial) rather than after (PyTorch-GAN ``gan.py``).
+    :param d_scale: factor on D's loss: 0.5 in ``gan.py``, 1 in the DCGAN tutorial.
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, hp: dict, latent_dim: int,
+                 d_first: bool = False, d_scale: float = 0.5):
+        super().__init__({"generator": generator, "discriminator": discriminator}, {}, latent_dim)
+        self.G, self.D = generator, discriminator
+        self.hp, self.d_first, self.d_scale = hp, d_first, d_scale
+
+    def make_optimizers(self) -> None:
+        device = next(self.G.parameters()).device
+        hp = self.hp
+        self.optimizers = {
+            "generator": adam(self.G.parameters(), hp["lr"], hp["b1"], hp["b2"], device),
+            "discriminator": adam(self.D.parameters(), hp["lr"], hp["b1"], hp["b2"], device),
+        }
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        return self.G(z)
+
+    def train_step(self, real: torch.Tensor, loss: AdversarialLoss) -> Metrics:
+        fake = self.G(self.draw_noise(real.shape[0], real.device))
+        if self.d_first:
+            d_loss, d_real, fake_logits_d = self._update_d(real, fake, loss)
+            g_loss, fake_logits = self._update_g(fake, loss)
+        else:
+            g_loss, fake_logits = self._update_g(fake, loss)
+            d_loss, d_real, fake_logits_d = self._update_d(real, fake, loss)
+        # D(G(z)) as the tutorial reports it: D's view of the fakes before its own update.
+        d_fake = loss.score(fake_logits_d if self.d_first else fake_logits)
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_real": d_real, "d_fake": d_fake}
+
+    def _update_g(self, fake: torch.Tensor, loss: AdversarialLoss):
+        opt = self.optimizers["generator"]
+        opt.zero_grad(set_to_none=True)
+        self.D.requires_grad_(False)  # D's weight gradients are not needed for G's step
+        fake_logits = self.D(fake)
+        g_loss = loss.g_loss(fake_logits)
+        g_loss.backward()
+        self.D.requires_grad_(True)
+        opt.step()
+        return g_loss, fake_logits
+
+    def _update_d(self, real: torch.Tensor, fake: torch.Tensor, loss: AdversarialLoss):
+        opt = self.optimizers["discriminator"]
+        opt.zero_grad(set_to_none=True)
+        fake = fake.detach()
+        # Real and fake go through D separately, as in the reference, so BatchNorm sees the same batches.
+        real_logits = self.D(real)
+        fake_logits = self.D(fake)
+        d_loss = self.d_scale * loss.d_loss(real_logits, fake_logits)
+        penalty = loss.penalty(self.D, real, fake)
+        if penalty is not None:
+            d_loss = d_loss + penalty
+        d_loss.backward()
+        opt.step()
+        return d_loss, loss.score(real_logits), fake_logits

@@ -1,0 +1,133 @@
+"""What the plugins registered: model, dataset and loss specifications."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from workbench.errors import PluginError, nearest
+from workbench.params import HyperParam
+
+if TYPE_CHECKING:
+    import torch
+
+    from workbench.model import AdversarialLoss, GanModel
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model plugin.
+
+    :param name: the name used with ``--plugin``.
+    :param description: one line.
+    :param build: ``build(hp, image_shape) -> GanModel``; ``hp`` holds every declared hyper-parameter.
+    :param hyperparams: every tunable value, with defaults (see ``training_params``).
+    :param dataset: the dataset used when the user names none.
+    :param loss: the loss used when the user names none.
+    :param version: the plugin's version, stored in checkpoints.
+    """
+
+    name: str
+    description: str
+    build: Callable[[dict[str, Any], tuple[int, int, int]], GanModel]
+    hyperparams: tuple[HyperParam, ...]
+    dataset: str = "fashion-mnist-test"
+    loss: str = "bce"
+    version: str = "1"
+
+    def param(self, name: str) -> HyperParam | None:
+        return next((p for p in self.hyperparams if p.name == name), None)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.hyperparams}
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What the engine asks a dataset for.
+
+    :param root: the folder given with ``--data-root``, or None for the dataset's own search.
+    :param download: True when the user allowed downloading (``--download``).
+    :param image_size: the side the model wants; a dataset may resize to it while decoding.
+    :param split: ``"train"`` or ``"test"``.
+    :param cache_dir: where decoded images may be cached.
+    """
+
+    root: Path | None
+    download: bool
+    image_size: int
+    split: str = "train"
+    cache_dir: Path | None = None
+
+
+@dataclass
+class ImageData:
+    """Decoded images: uint8, shape (N, C, H, W), values 0..255; labels optional (N,) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+    source: str = ""
+    classes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset plugin.
+
+    :param name: the name used with ``--dataset``.
+    :param description: one line.
+    :param load: ``load(DataRequest) -> ImageData``; raise ``DataError`` with one clear sentence.
+    """
+
+    name: str
+    description: str
+    load: Callable[[DataRequest], ImageData]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """An adversarial loss plugin.
+
+    :param name: the name used with ``--loss``.
+    :param description: one line.
+    :param build: ``build() -> AdversarialLoss``.
+    """
+
+    name: str
+    description: str
+    build: Callable[[], AdversarialLoss]
+
+
+@dataclass
+class Registered:
+    """One registered item and the plugin (and distribution) that registered it."""
+
+    spec: Any
+    plugin: str
+    dist: str
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered, by kind and name."""
+
+    models: dict[str, Registered] = field(default_factory=dict)
+    datasets: dict[str, Registered] = field(default_factory=dict)
+    losses: dict[str, Registered] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelSpec:
+        return _lookup(self.models, name, "model plugin", "--plugin")
+
+    def dataset(self, name: str) -> DatasetSpec:
+        return _lookup(self.datasets, name, "dataset", "--dataset")
+
+    def loss(self, name: str) -> LossSpec:
+        return _lookup(self.losses, name, "loss", "--loss")
+
+
+def _lookup(table: dict[str, Registered], name: str, kind: str, flag: str):
+    if name in table:
+        return table[name].spec
+    known = ", ".join(sorted(table)) or "none"
+    raise PluginError(f'Unknown {kind} "{name}".{nearest(name, table)} Known: {known} (see `ganbench plugins`).')
