@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
 
 
 def _num(value) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
 def main(args) -> int:
@@ -32,14 +32,18 @@ def main(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
+    wide = console.width >= 120  # at 80 columns the dataset and start time are left out
+    columns = ["run", "status", "model"] + (["dataset"] if wide else []) + ["loss", "steps", "D loss", "G loss"]
     grid = Table(box=None, pad_edge=False)
-    grid.add_column("run", overflow="fold")
-    for column in ("status", "model", "dataset", "loss", "steps", "D loss", "G loss", "started"):
-        grid.add_column(column, no_wrap=True)
+    for column in columns + (["started"] if wide else []):
+        grid.add_column(column, no_wrap=True, max_width=(44 if wide else 26) if column == "run" else None)
     for row in rows:
         steps = f"{row['step']:,}" + (f"/{row['total_steps']:,}" if row["total_steps"] else "")
-        started = time.strftime("%m-%d %H:%M", time.localtime(row["started"])) if row["started"] else ""
-        grid.add_row(row["name"], row["status"], row["model"], row["dataset"], row["loss"], steps,
-                     _num(row["d_loss"]), _num(row["g_loss"]), started)
-    Console().print(grid)
+        cells = [row["name"], row["status"], row["model"]] + ([row["dataset"]] if wide else []) + \
+            [row["loss"], steps, _num(row["d_loss"]), _num(row["g_loss"])]
+        if wide:
+            cells.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started"])) if row["started"] else "")
+        grid.add_row(*cells)
+    console.print(grid)
     return 0

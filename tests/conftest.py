@@ -1,0 +1,58 @@
+"""Shared fixtures: real plugins, real IDX files, the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from workbench.idx import read_idx, write_idx
+from workbench.plugins import load_plugins
+
+SHIPPED = Path(__file__).resolve().parent.parent / "plugins" / "data"
+
+
+@pytest.fixture(scope="session")
+def plugins():
+    """The installed plugins, loaded once."""
+    return load_plugins()
+
+
+@pytest.fixture(scope="session")
+def fashion_images() -> torch.Tensor:
+    """The shipped Fashion-MNIST test images, uint8 (10000, 28, 28)."""
+    return read_idx(SHIPPED / "t10k-images-idx3-ubyte.gz")
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path, fashion_images) -> Path:
+    """A folder with real MNIST-format IDX files (512 train, 256 test images), gzipped like the originals."""
+    labels = read_idx(SHIPPED / "t10k-labels-idx1-ubyte.gz")
+    root = tmp_path / "mnist"
+    root.mkdir()
+    write_idx(root / "train-images-idx3-ubyte.gz", fashion_images[:512])
+    write_idx(root / "train-labels-idx1-ubyte.gz", labels[:512])
+    write_idx(root / "t10k-images-idx3-ubyte.gz", fashion_images[512:768])
+    write_idx(root / "t10k-labels-idx1-ubyte.gz", labels[512:768])
+    return root
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``ganbench ARGS`` in a real subprocess and capture its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """``cli("run", "--plugin", ...)`` runs ganbench in ``tmp_path``."""
+
+    def call(*args: str, **kwargs) -> subprocess.CompletedProcess:
+        return run_cli(*args, cwd=kwargs.pop("cwd", tmp_path), **kwargs)
+
+    return call
