@@ -32,18 +32,24 @@ def list_images(folder: Path) -> list[Path]:
 def decode_square(path: Path, size: int, channels: int) -> torch.Tensor | None:
     """Read one image as uint8 (C, size, size): shorter side resized to ``size``, then centre-cropped.
 
-    Returns None when the file cannot be decoded.
+    This is the tutorial's ``Resize(size)`` + ``CenterCrop(size)``. Returns None when
+    the file cannot be decoded (truncated, not an image, too large).
     """
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2.functional import center_crop, resize
+    from PIL import Image
 
-    mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
     try:
-        image = decode_image(str(path), mode=mode)
-    except (RuntimeError, ValueError, OSError):
+        with Image.open(path) as image:
+            image = image.convert("RGB" if channels == 3 else "L")
+            width, height = image.size
+            scale = size / min(width, height)
+            resized = (max(size, round(width * scale)), max(size, round(height * scale)))
+            image = image.resize(resized, Image.BILINEAR, reducing_gap=None)
+            left, top = (resized[0] - size) // 2, (resized[1] - size) // 2
+            image = image.crop((left, top, left + size, top + size))
+            pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    image = resize(image, [size], antialias=True)
-    return center_crop(image, [size, size]).contiguous()
+    return pixels.view(size, size, channels).permute(2, 0, 1).contiguous()
 
 
 def _cache_key(files: list[Path], size: int, channels: int) -> str:

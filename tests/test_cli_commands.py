@@ -1,0 +1,124 @@
+"""The headless CLI in a real subprocess: run, sample, runs, plugins, and its error sentences."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+TINY = ["--set", "log_every=4", "--set", "sample_every=0", "--batch-size", "32"]
+
+
+def assert_one_sentence_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("ganbench: error: ")
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_run_then_sample_then_list(cli, tiny_mnist, tmp_path):
+    result = cli("run", "--plugin", "mlp_gan", "--dataset", "mnist", "--data-root", str(tiny_mnist),
+                 "--steps", "12", "--name", "first", *TINY)
+    assert result.returncode == 0, result.stderr
+    # not a terminal: plain timestamped lines, not one line per batch
+    lines = result.stdout.splitlines()
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d run first: mlp_gan on mnist \(512 images\)", lines[0])
+    assert any("step 12/12" in line and "D loss" in line and "img/s" in line for line in lines)
+    assert len(lines) < 12
+    run_dir = tmp_path / "runs" / "first"
+    assert (run_dir / "checkpoints" / "latest.safetensors").is_file()
+
+    sample = cli("sample", str(run_dir), "-n", "16", "-o", "grid.png", "--seed", "1", "--device", "cpu")
+    assert sample.returncode == 0, sample.stderr
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size == (4 * 30 + 2, 4 * 30 + 2)  # 4x4 images of 28 px with 2 px padding
+
+    listing = cli("runs", "--json")
+    rows = json.loads(listing.stdout)
+    assert rows[0]["name"] == "first" and rows[0]["status"] == "completed" and rows[0]["step"] == 12
+    assert cli("runs").returncode == 0
+
+
+@pytest.mark.parametrize("model, extra", [("dcgan", ["--set", "ngf=8", "--set", "ndf=8"]), ("aae", [])])
+def test_other_core_models_run_headless_and_sample(cli, tiny_mnist, tmp_path, model, extra):
+    result = cli("run", "-p", model, "--dataset", "mnist", "--data-root", str(tiny_mnist), "--steps", "6",
+                 "--name", model, *TINY, *extra)
+    assert result.returncode == 0, result.stderr
+    checkpoint = tmp_path / "runs" / model / "checkpoints" / "latest.safetensors"
+    assert cli("sample", str(checkpoint), "-n", "4", "-o", f"{model}.png").returncode == 0
+    with Image.open(tmp_path / f"{model}.png") as grid:
+        assert grid.size == (2 * 34 + 2, 2 * 34 + 2)  # the models draw 32 px images
+
+
+def test_resume_continues_the_same_run(cli, tiny_mnist, tmp_path):
+    common = ["--dataset", "mnist", "--data-root", str(tiny_mnist), *TINY]
+    assert cli("run", "-p", "mlp_gan", "--steps", "6", "--name", "r", *common).returncode == 0
+    resumed = cli("run", "--resume", str(tmp_path / "runs" / "r"), "--steps", "10")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    state = json.loads((tmp_path / "runs" / "r" / "state.json").read_text())
+    assert state["status"] == "completed" and state["step"] == 10
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["run", "-p", "dcgna"], ['Unknown model plugin "dcgna"', 'Did you mean "dcgan"?']),
+    (["run", "-p", "dcgan", "--dataset", "mnsit"], ['Unknown dataset "mnsit"', '"mnist"']),
+    (["run", "-p", "dcgan", "--loss", "hinj"], ['Unknown loss "hinj"', '"hinge"']),
+    (["run", "-p", "dcgan", "--set", "ngff=8"], ['"ngff" is not a setting of dcgan', '"ngf"']),
+    (["run", "-p", "dcgan", "--set", "image_size=48"], ["image_size must be one of 32, 64"]),
+    (["run", "-p", "mlp_gan", "--lr", "-1"], ["lr must be at least"]),
+    (["run", "-p", "mlp_gan", "--batch-size", "0"], ["batch_size must be at least 2"]),
+    (["run", "-p", "mlp_gan", "--set", "latent_dim=ten"], ["latent_dim must be a whole number"]),
+    (["run", "-p", "mlp_gan", "--set", "lr"], ["--set needs key=value"]),
+    (["run", "-p", "mlp_gan", "--name", "../escape"], ["no path separators"]),
+])
+def test_bad_input_is_one_sentence(cli, args, fragments):
+    assert_one_sentence_error(cli(*args), *fragments)
+
+
+def test_missing_data_is_one_sentence(cli, tmp_path):
+    result = cli("run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", str(tmp_path / "none"))
+    assert_one_sentence_error(result, "MNIST was not found", "--download")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_corrupt_and_mismatched_checkpoints_are_one_sentence(cli, tiny_mnist, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    assert_one_sentence_error(cli("sample", str(bad)), "header is not JSON")
+    assert_one_sentence_error(cli("sample", str(tmp_path / "nope.safetensors")), "No checkpoint at")
+    # a real checkpoint, truncated
+    assert cli("run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", str(tiny_mnist), "--steps", "2",
+               "--name", "t", *TINY).returncode == 0
+    good = tmp_path / "runs" / "t" / "checkpoints" / "latest.safetensors"
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[:-4096])
+    assert_one_sentence_error(cli("sample", str(cut)), "corrupt or truncated")
+
+
+def test_help_is_instant_and_headless_never_imports_textual():
+    code = ("import sys, workbench.cli, workbench.engine.run, workbench.console;"
+            "from workbench.commands import run, plugins, sample, runs;"
+            "print('textual' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    code = "import sys, workbench.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", "ganbench --help must not import torch"
+
+
+def test_plugins_lists_core_plugins_from_entry_points(cli):
+    result = cli("plugins", "--json")
+    data = json.loads(result.stdout)
+    assert {"mlp_gan", "dcgan", "aae"} <= set(data["models"])
+    assert {"mnist", "fashion-mnist", "fashion-mnist-test", "celeba", "folder"} <= set(data["datasets"])
+    assert {"bce", "lsgan", "hinge", "wgan-gp"} <= set(data["losses"])
+    assert data["models"]["dcgan"]["dist"] == "ganbench"
+    image_size = next(p for p in data["models"]["dcgan"]["hyperparams"] if p["name"] == "image_size")
+    assert image_size["choices"] == [32, 64]
