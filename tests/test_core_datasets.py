@@ -110,3 +110,58 @@ def test_folder_of_only_broken_images_fails(plugins, tmp_path):
     (tmp_path / "pics" / "a.jpg").write_bytes(b"garbage")
     with pytest.raises(DataError, match="None of the 1 image files"):
         plugins.registry.dataset("folder").load(request(tmp_path / "pics", cache=tmp_path / "c"))
+
+
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def mirror():
+    """A loopback HTTP server: ``mirror(folder)`` serves ``folder`` and returns its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    servers = []
+
+    def serve(folder: Path) -> str:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        handler.log_message = lambda *args: None
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.mark.skipif(not (DEBIAN / "train-images-idx3-ubyte.gz").exists(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_download_goes_through_torchvision_with_checksums(plugins, tmp_path, monkeypatch, mirror):
+    """The real download code, from a loopback mirror serving real files; torchvision checks their md5.
+
+    Debian recompressed the archives, so the mirror's checksums replace the upstream ones.
+    """
+    import hashlib
+
+    import torchvision.datasets as tvd
+
+    resources = [(name, hashlib.md5((DEBIAN / name).read_bytes()).hexdigest()) for name, _ in tvd.FashionMNIST.resources]
+    monkeypatch.setattr(tvd.FashionMNIST, "resources", resources)
+    monkeypatch.setattr(tvd.FashionMNIST, "mirrors", [mirror(DEBIAN)])
+    spec = plugins.registry.dataset("fashion-mnist")
+    data = spec.load(DataRequest(root=tmp_path / "fm", download=True, image_size=28, split="test"))
+    assert data.images.shape == (10000, 1, 28, 28)
+    assert (tmp_path / "fm" / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+
+
+def test_failed_download_is_one_sentence(plugins, tmp_path, monkeypatch, mirror):
+    import torchvision.datasets as tvd
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(tvd.MNIST, "mirrors", [mirror(empty)])
+    with pytest.raises(DataError, match="Downloading MNIST into .* failed"):
+        plugins.registry.dataset("mnist").load(DataRequest(root=tmp_path / "m", download=True, image_size=28))
