@@ -39,3 +39,16 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Delete the temporary files a killed writer left in ``folder``; return how many.
+
+    Call it only while no other process writes there (the run lock is held).
+    """
+    removed = 0
+    for stale in Path(folder).glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed += 1
+    return removed

@@ -7,13 +7,14 @@ bare ``ganbench`` loads the terminal UI.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from workbench import __version__
-from workbench.commands import plugins, run, runs, sample
+from workbench.commands import bench, plugins, run, runs, sample
 from workbench.errors import GanbenchError
 
-COMMANDS = [run, plugins, sample, runs]
+COMMANDS = [run, plugins, sample, runs, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganbench: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file the user pointed at, or a disk that refused a write
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ganbench: error: {exc.strerror or exc}{where}.", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug, ours or a plugin's: one line here, the traceback only on request
+        if os.environ.get("GANBENCH_DEBUG"):
+            raise
+        print(f"ganbench: error: unexpected {type(exc).__name__}: {exc} "
+              f"(set GANBENCH_DEBUG=1 to see the traceback).", file=sys.stderr)
+        return 1
 
 
 def open_workbench(args) -> int:

@@ -19,6 +19,12 @@ ENGINE_PARAMS = (
     HyperParam("checkpoint_every", "int", 2000, "write a checkpoint every N steps, and at the end", min=1),
     HyperParam("keep_checkpoints", "int", 3, "how many step checkpoints to keep besides the latest", min=1),
     HyperParam("sample_count", "int", 64, "images in each sample grid", min=1, max=1024),
+    HyperParam("on_nan", "str", "stop", "when a loss or weight turns NaN/Inf: stop the run, or skip that step "
+               "(skip checks every step, which costs a little speed)", choices=("stop", "skip")),
+    HyperParam("amp", "str", "none", "mixed precision of the training step: none, or bf16 autocast (CUDA only)",
+               choices=("none", "bf16")),
+    HyperParam("compile", "str", "off", "torch.compile each network: off, or on (slow first steps, needs a C "
+               "compiler)", choices=("off", "on")),
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -88,6 +94,7 @@ def apply_set(config: RunConfig, registry: Registry, item: str) -> None:
 
 def validate(config: RunConfig, registry: Registry) -> None:
     """Check every value against its declaration, so a bad one fails before any data is loaded."""
+    _check_types(config)
     spec = registry.model(config.model)
     for param in spec.hyperparams:
         config.hyperparams[param.name] = param.check(config.hyperparams.get(param.name, param.default))
@@ -95,10 +102,26 @@ def validate(config: RunConfig, registry: Registry) -> None:
         config.engine[param.name] = param.check(config.engine.get(param.name, param.default))
     if config.steps is not None and config.steps < 1:
         raise ConfigError(f"--steps must be at least 1; got {config.steps}.")
+    if not 0 <= config.seed < 2 ** 32:
+        raise ConfigError(f"--seed must be between 0 and {2 ** 32 - 1}; got {config.seed}.")
     if config.device not in ("auto", "cpu", "cuda", "mps") and not config.device.startswith("cuda:"):
         raise ConfigError(f'--device must be auto, cpu, cuda, cuda:N or mps; got "{config.device}".')
     if config.name is not None:
         check_run_name(config.name)
+
+
+_FIELD_TYPES = {"model": (str,), "dataset": (str,), "loss": (str,), "hyperparams": (dict,), "engine": (dict,),
+                "steps": (int, type(None)), "device": (str,), "seed": (int,), "runs_dir": (str,),
+                "name": (str, type(None)), "data_root": (str, type(None)), "download": (bool,)}
+
+
+def _check_types(config: RunConfig) -> None:
+    # A configuration read back from a checkpoint or config.json may have been edited by hand.
+    for key, types in _FIELD_TYPES.items():
+        value = getattr(config, key)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ConfigError(f'The run setting "{key}" must be {expected}, not {value!r}.')
 
 
 def check_run_name(name: str) -> str:

@@ -19,6 +19,10 @@ class CheckpointError(GanbenchError):
     """A checkpoint that is missing, corrupt, or belongs to another model."""
 
 
+class DiskError(GanbenchError):
+    """A run file that could not be written: a full disk, a read-only folder, missing permission."""
+
+
 class PluginError(GanbenchError):
     """A plugin that is unknown, failed to load, or broke its contract."""
 

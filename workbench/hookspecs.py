@@ -15,7 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from workbench.engine.run import Run
-    from workbench.registry import DatasetSpec, LossSpec, ModelSpec
+    from workbench.registry import DatasetSpec, LossSpec, MetricSpec, ModelSpec
 
 hookspec = pluggy.HookspecMarker("ganbench")
 from workbench import hookimpl  # noqa: E402,F401  (re-exported)
@@ -42,6 +42,14 @@ def ganbench_register_losses(register: Callable[[LossSpec], None]) -> None:
     """Register adversarial losses: call ``register(LossSpec(...))`` once per loss.
 
     :param register: adds one ``workbench.registry.LossSpec``.
+    """
+
+
+@hookspec
+def ganbench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    """Register sample-quality metrics: call ``register(MetricSpec(...))`` once per metric.
+
+    :param register: adds one ``workbench.registry.MetricSpec``.
     """
 
 

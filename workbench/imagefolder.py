@@ -85,7 +85,10 @@ def load_folder(folder: Path, size: int, channels: int, cache_dir: Path | None, 
         raise DataError(f"None of the {len(files)} image files in {folder} could be decoded.")
     stack = torch.stack(images)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(cache) as tmp:
-            save_file({"images": stack, "skipped": torch.tensor(skipped)}, str(tmp))
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(cache) as tmp:
+                save_file({"images": stack, "skipped": torch.tensor(skipped)}, str(tmp))
+        except Exception:  # OSError, or safetensors' own error for a full disk
+            pass  # a full or read-only cache folder costs the next run a decode, nothing more
     return stack, skipped

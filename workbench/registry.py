@@ -1,4 +1,4 @@
-"""What the plugins registered: model, dataset and loss specifications."""
+"""What the plugins registered: model, dataset, loss and metric specifications."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import torch
 
     from workbench.model import AdversarialLoss, GanModel
+    from workbench.quality.context import MetricContext
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,27 @@ class LossSpec:
     build: Callable[[], AdversarialLoss]
 
 
+@dataclass(frozen=True)
+class MetricSpec:
+    """A sample-quality metric plugin, computed by ``ganbench eval`` and every ``eval_every`` steps.
+
+    :param name: the name used with ``ganbench eval --metric`` and ``ganbench runs --sort``.
+    :param description: one line; say which feature space the number lives in.
+    :param compute: ``compute(MetricContext) -> float``; raise ``GanbenchError`` with one clear sentence
+        when the metric cannot be computed (no labels, missing weights).
+    :param lower_is_better: the direction ``ganbench runs --sort`` ranks by.
+    :param default: computed when no ``--metric`` is named; heavy or optional metrics say False.
+    :param available: ``available() -> str | None``: None when usable here, else the sentence saying why not.
+    """
+
+    name: str
+    description: str
+    compute: Callable[[MetricContext], float]
+    lower_is_better: bool = True
+    default: bool = True
+    available: Callable[[], str | None] | None = None
+
+
 @dataclass
 class Registered:
     """One registered item and the plugin (and distribution) that registered it."""
@@ -115,6 +137,7 @@ class Registry:
     models: dict[str, Registered] = field(default_factory=dict)
     datasets: dict[str, Registered] = field(default_factory=dict)
     losses: dict[str, Registered] = field(default_factory=dict)
+    metrics: dict[str, Registered] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelSpec:
         return _lookup(self.models, name, "model plugin", "--plugin")
@@ -124,6 +147,9 @@ class Registry:
 
     def loss(self, name: str) -> LossSpec:
         return _lookup(self.losses, name, "loss", "--loss")
+
+    def metric(self, name: str) -> MetricSpec:
+        return _lookup(self.metrics, name, "metric", "--metric")
 
 
 def _lookup(table: dict[str, Registered], name: str, kind: str, flag: str):

@@ -1,33 +1,46 @@
-"""``ganbench plugins``: every plugin, what it registered, where it came from, and load errors."""
+"""``ganbench plugins``: every plugin, what it registered, where it came from, and what went wrong.
+
+Readable tables for people; ``--json`` for scripts. A broken plugin is listed
+with its error and never stops the listing.
+"""
 
 from __future__ import annotations
 
 import json
 
 NAME = "plugins"
-HELP = "list plugins and what they registered"
+HELP = "list plugins, what they registered, and their errors"
+KINDS = (("models", "Models"), ("datasets", "Datasets"), ("losses", "Losses"), ("metrics", "Metrics"))
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (the same facts)")
+
+
+def _param(p) -> dict:
+    return {"name": p.name, "type": p.type, "default": p.default, "min": p.min, "max": p.max,
+            "choices": list(p.choices), "help": p.help}
 
 
 def describe(plugins) -> dict:
-    """The JSON document of ``ganbench plugins --json``."""
+    """The JSON document of ``ganbench plugins --json``.
+
+    Keys: ``plugins`` (name, module, dist, version, error, registered), one table per kind
+    (``models``, ``datasets``, ``losses``, ``metrics``: name -> description, plugin, dist; models add
+    hyperparams, dataset and loss), ``disabled`` and ``errors``.
+    """
     registry = plugins.registry
-
-    def table(items):
-        return {name: {"description": item.spec.description, "plugin": item.plugin, "dist": item.dist}
-                for name, item in items.items()}
-
-    models = table(registry.models)
+    document: dict = {"plugins": [vars(p) for p in plugins.plugins]}
+    for kind, _ in KINDS:
+        items = getattr(registry, kind, {})
+        document[kind] = {name: {"description": item.spec.description, "plugin": item.plugin, "dist": item.dist}
+                          for name, item in sorted(items.items())}
     for name, item in registry.models.items():
-        models[name]["hyperparams"] = [
-            {"name": p.name, "type": p.type, "default": p.default, "min": p.min, "max": p.max,
-             "choices": list(p.choices), "help": p.help} for p in item.spec.hyperparams]
-        models[name].update(dataset=item.spec.dataset, loss=item.spec.loss)
-    return {"plugins": [vars(p) for p in plugins.plugins], "models": models, "datasets": table(registry.datasets),
-            "losses": table(registry.losses), "errors": plugins.errors}
+        document["models"][name].update(hyperparams=[_param(p) for p in item.spec.hyperparams],
+                                        dataset=item.spec.dataset, loss=item.spec.loss)
+    document["disabled"] = list(plugins.disabled)
+    document["errors"] = list(plugins.errors)
+    return document
 
 
 def main(args) -> int:
@@ -35,13 +48,27 @@ def main(args) -> int:
 
     plugins = load_plugins()
     if args.json:
-        print(json.dumps(describe(plugins), indent=2))
+        print(json.dumps(describe(plugins), indent=2, default=str))
         return 0
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    registry, console = plugins.registry, Console()
-    for title, items in (("Models", registry.models), ("Datasets", registry.datasets), ("Losses", registry.losses)):
+    registry, console = plugins.registry, Console(highlight=False)
+    grid = Table(title="Plugins", title_justify="left")
+    for column in ("plugin", "distribution", "registered", "status"):
+        grid.add_column(column, no_wrap=column == "plugin")
+    for info in plugins.plugins:
+        registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
+        observes = [h.removeprefix("ganbench_") for h in info.hooks if not h.startswith("ganbench_register_")]
+        registered = registered or (f"observes: {', '.join(observes)}" if observes else "-")
+        status = Text(f"error: {info.error}", style="red") if info.error else Text("ok", style="green")
+        grid.add_row(info.name, f"{info.dist} {info.version}", registered, status)
+    console.print(grid)
+    for kind, title in KINDS:
+        items = getattr(registry, kind, {})
+        if not items:
+            continue
         grid = Table(title=title, title_justify="left")
         grid.add_column("name", no_wrap=True)
         grid.add_column("description")
@@ -51,7 +78,9 @@ def main(args) -> int:
         console.print(grid)
     for name, item in sorted(registry.models.items()):
         settings = ", ".join(f"{p.name}={p.default}" for p in item.spec.hyperparams)
-        console.print(f"[bold]{name}[/] settings: {settings}", highlight=False)
+        console.print(f"[bold]{name}[/] settings: {settings}")
+    if plugins.disabled:
+        console.print(f"disabled by GANBENCH_PLUGINS / GANBENCH_DISABLE_PLUGINS: {', '.join(plugins.disabled)}")
     for error in plugins.errors:
-        console.print(f"[red]error:[/] {error}", highlight=False)
+        console.print(Text.assemble(("error: ", "red"), error))
     return 0

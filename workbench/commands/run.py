@@ -47,10 +47,15 @@ def main(args) -> int:
         print(f"warning: {error}", file=sys.stderr)
     control = RunControl()
     if args.resume:
-        if args.plugin or args.dataset or args.loss or args.sets or args.batch_size or args.lr:
-            raise GanbenchError("--resume continues a run with its own settings; only --steps, --epochs and "
-                                "--device may be given with it.")
-        overrides = {"steps": args.steps, "device": args.device, "epochs": args.epochs}
+        own = [flag for flag, given in (("--plugin", args.plugin), ("--dataset", args.dataset), ("--loss", args.loss),
+                                        ("--set", args.sets), ("--batch-size", args.batch_size), ("--lr", args.lr),
+                                        ("--seed", args.seed), ("--name", args.name), ("--runs-dir", args.runs_dir))
+               if given not in (None, [])]
+        if own:
+            raise GanbenchError(f"--resume continues a run with its own settings, so {', '.join(own)} cannot be "
+                                f"given with it; only --steps, --epochs, --device and --data-root can.")
+        overrides = {"steps": args.steps, "device": args.device, "epochs": args.epochs, "data_root": args.data_root,
+                     "download": True if args.download else None}
         run = prepare_run(None, plugins, resume=Path(args.resume), control=control,
                           overrides={k: v for k, v in overrides.items() if v is not None})
     else:
@@ -64,26 +69,50 @@ def main(args) -> int:
         run = prepare_run(config, plugins, control=control)
     control.requests = run.dir.requests
     run.listeners.append(make_progress(sys.stdout))
-    received = _install_signal_handlers(control)
-    reason = run.train()
-    print(f"run directory: {run.dir.path}")
+    received, previous = _install_signal_handlers(control)
+    try:
+        reason = run.train()
+    except KeyboardInterrupt:
+        _say(f"ganbench: {run.end_message} Continue with: ganbench run --resume {run.dir.path}", sys.stderr)
+        return 128 + (received[-1] if received else signal.SIGINT)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    _say(f"run directory: {run.dir.path}", sys.stdout)
+    if reason in ("failed", "diverged"):
+        _say(f"ganbench: {reason}: {run.end_message}", sys.stderr)
     if reason == "stopped" and received:
         return 128 + received[-1]
     return EXIT_CODES.get(reason, 1)
 
 
-def _install_signal_handlers(control) -> list[int]:
-    """First Ctrl-C or SIGTERM: finish the step, checkpoint, stop. A second Ctrl-C: quit at once."""
+def _say(text: str, stream) -> None:
+    """Print, unless the terminal is gone (the SSH session dropped): the run's files say it all anyway."""
+    try:
+        print(text, file=stream, flush=True)
+    except OSError:
+        pass
+
+
+def _install_signal_handlers(control) -> tuple[list[int], dict]:
+    """First Ctrl-C, SIGTERM or SIGHUP (the SSH session dropped): finish the step, checkpoint, stop.
+    A second one: quit at once.
+
+    Returns the signals received so far (a live list) and the handlers replaced, to put back afterwards.
+    """
     received: list[int] = []
 
     def handle(signum, _frame):
-        if received and signum == signal.SIGINT:
-            raise KeyboardInterrupt
         received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
         control.request_stop()
-        print("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)",
-              file=sys.stderr, flush=True)
+        _say("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)", sys.stderr)
 
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
-    return received
+    handled = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        handled.append(signal.SIGHUP)  # left alone under nohup, which asks for the run to outlive the session
+    previous = {signum: signal.getsignal(signum) for signum in handled}
+    for signum in previous:
+        signal.signal(signum, handle)
+    return received, previous

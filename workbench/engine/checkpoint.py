@@ -7,7 +7,10 @@ header size and the metadata size are bounded before anything is parsed.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ def save_checkpoint(path: Path, model, meta: dict[str, Any], extra: dict[str, to
 
     :param meta: JSON-able description (model, hyper-parameters, step ...); the ganbench version is added.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
@@ -60,7 +64,16 @@ def save_checkpoint(path: Path, model, meta: dict[str, Any], extra: dict[str, to
     full_meta = {**meta, "format": FORMAT, "ganbench_version": __version__, "optimizer_groups": groups}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "ganbench": json.dumps(full_meta)})
+        try:
+            save_file(tensors, str(tmp), metadata={"format": FORMAT, "ganbench": json.dumps(full_meta)})
+        except SafetensorError as exc:  # safetensors reports a full disk as its own error: make it an OSError
+            raise _as_os_error(exc, tmp) from None
+
+
+def _as_os_error(exc: Exception, path: Path) -> OSError:
+    match = re.search(r"os error (\d+)", str(exc))
+    code = int(match.group(1)) if match else errno.EIO
+    return OSError(code, os.strerror(code) if match else str(exc), str(path))
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
@@ -75,29 +88,79 @@ def read_metadata(path: Path) -> dict[str, Any]:
                 raise CheckpointError(f"{path} is not a safetensors checkpoint (the file is too short).")
             (size,) = struct.unpack("<Q", head)
             if size > MAX_HEADER_BYTES:
+                _refuse_pickle(path, head)
                 raise CheckpointError(f"{path} declares a {size}-byte header, over the {MAX_HEADER_BYTES} limit; refusing it.")
             header_bytes = handle.read(size)
     except OSError as exc:
         raise CheckpointError(f"Cannot read {path}: {exc.strerror}.") from None
     if len(header_bytes) < size:
+        _refuse_pickle(path, head)
         raise CheckpointError(f"{path} is truncated (its header is incomplete).")
     try:
         header = json.loads(header_bytes)
         raw_meta = header.get("__metadata__") or {}
-    except (ValueError, AttributeError):
+        fmt, text = raw_meta.get("format"), raw_meta.get("ganbench")
+    except (ValueError, AttributeError, RecursionError):
+        _refuse_pickle(path, head)
         raise CheckpointError(f"{path} is not a safetensors checkpoint (its header is not JSON).") from None
-    if raw_meta.get("format") != FORMAT or "ganbench" not in raw_meta:
+    if fmt != FORMAT or not isinstance(text, str):
         raise CheckpointError(f"{path} is a safetensors file but not a ganbench checkpoint.")
-    if len(raw_meta["ganbench"]) > MAX_METADATA_BYTES:
+    if len(text) > MAX_METADATA_BYTES:
         raise CheckpointError(f"{path} has over {MAX_METADATA_BYTES} bytes of metadata; refusing it.")
     try:
-        meta = json.loads(raw_meta["ganbench"])
-    except ValueError:
+        meta = json.loads(text)
+    except (ValueError, RecursionError):
         raise CheckpointError(f"The metadata of {path} does not parse as JSON.") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"The metadata of {path} is not a JSON object.")
     missing = [k for k in ("model", "hyperparams", "image_shape", "step", "config") if k not in meta]
     if missing:
         raise CheckpointError(f"The metadata of {path} lacks {', '.join(missing)}.")
+    _check_meta_types(meta, path)
     return meta
+
+
+def _match_layouts(opt) -> None:
+    """Give each moment the memory layout of its parameter (channels_last ones included).
+
+    Checkpoints store contiguous tensors; fused optimizers walk a parameter and
+    its moments as flat memory, so a layout mismatch would silently pair the
+    wrong elements and a resumed run would drift from an unbroken one.
+    """
+    for group in opt.param_groups:
+        for param in group["params"]:
+            slots = opt.state.get(param, {})
+            for key, value in slots.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    slots[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def _refuse_pickle(path: Path, head: bytes) -> None:
+    """Name the usual suspect when a file is not safetensors: a torch.save zip archive or a bare pickle."""
+    if head.startswith(b"PK\x03\x04") or (head[:1] == b"\x80" and 2 <= head[1] <= 5):
+        raise CheckpointError(f"{path} is a pickle (torch.save) file; ganbench reads only safetensors "
+                              f"checkpoints and never unpickles a file.")
+
+
+def _check_meta_types(meta: dict[str, Any], path: Path) -> None:
+    """Refuse metadata whose fields have the wrong type, so nothing downstream trips over them."""
+    def is_int(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    shape = meta["image_shape"]
+    problems = {
+        "model": isinstance(meta["model"], str),
+        "hyperparams": isinstance(meta["hyperparams"], dict),
+        "config": isinstance(meta["config"], dict),
+        "step": is_int(meta["step"]) and meta["step"] >= 0,
+        "image_shape": isinstance(shape, list) and len(shape) == 3 and all(is_int(v) and v > 0 for v in shape),
+        "epoch": is_int(meta.get("epoch", 0)) and meta.get("epoch", 0) >= 0,
+        "batch": is_int(meta.get("batch", 0)) and meta.get("batch", 0) >= 0,
+        "optimizer_groups": isinstance(meta.get("optimizer_groups", {}), dict),
+    }
+    bad = [key for key, ok in problems.items() if not ok]
+    if bad:
+        raise CheckpointError(f"The metadata of {path} has a malformed {', '.join(bad)}.")
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
@@ -134,14 +197,16 @@ def restore_optimizers(checkpoint: Checkpoint, model) -> None:
     groups = checkpoint.meta.get("optimizer_groups", {})
     for name, opt in model.optimizers.items():
         prefix = f"opt/{name}/"
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in checkpoint.tensors.items():
-            if key.startswith(prefix):
-                index, slot = key[len(prefix):].split("/", 1)
-                state.setdefault(int(index), {})[slot] = value
         if name not in groups:
             raise CheckpointError(f"{checkpoint.path} holds no state for the {name} optimizer.")
         try:
+            state: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in checkpoint.tensors.items():
+                if key.startswith(prefix):
+                    index, slot = key[len(prefix):].split("/", 1)
+                    state.setdefault(int(index), {})[slot] = value
             opt.load_state_dict({"state": state, "param_groups": groups[name]})
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"{checkpoint.path}: the {name} optimizer state does not fit ({exc}).") from None
+            _match_layouts(opt)
+        except (ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError) as exc:
+            raise CheckpointError(f"{checkpoint.path}: the {name} optimizer state does not fit "
+                                  f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,21 +23,56 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def make_event(type_: str, **fields: Any) -> Event:
+    """An event: its ``type``, the wall-clock ``time`` and the fields, NaN/Inf written as strings."""
+    return {"type": type_, "time": round(time.time(), 3), **{k: _clean(v) for k, v in fields.items()}}
+
+
 class EventLog:
-    """Appends events to ``path``; every event gets a ``type`` and a wall-clock ``time``."""
+    """Appends events to ``path``; every event gets a ``type`` and a wall-clock ``time``.
+
+    Each event is one ``write`` of a whole line to a file opened for appending,
+    so a crash leaves at most one torn last line. Reopening a log whose last
+    line is torn (a run killed mid-write, then resumed) first ends that line,
+    so the new events stay readable.
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self._file = open(path, "a", encoding="utf-8")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._torn = _ends_torn(path)
 
     def write(self, type_: str, **fields: Any) -> Event:
-        event = {"type": type_, "time": round(time.time(), 3), **{k: _clean(v) for k, v in fields.items()}}
-        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
-        self._file.flush()
+        """Append one event and return it; raises OSError when the disk refuses the write."""
+        return self.append(make_event(type_, **fields))
+
+    def append(self, event: Event) -> Event:
+        """Append an event made by ``make_event``; raises OSError when the disk refuses the write."""
+        line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
+        data = ("\n" + line if self._torn else line).encode("utf-8")
+        self._torn = True  # until the whole line is down: a failed write leaves a torn line behind
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self._torn = False
         return event
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _ends_torn(path: Path) -> bool:
+    """True when the file is non-empty and does not end with a newline."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.seek(0, 2) == 0:
+                return False
+            handle.seek(-1, 2)
+            return handle.read(1) != b"\n"
+    except OSError:
+        return False
 
 
 def read_events(path: Path, offset: int = 0) -> tuple[list[Event], int]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from workbench.atomic import write_text_atomic
 from workbench.config import RunConfig, check_run_name, run_name_default, runs_root
+from workbench.engine.lock import run_is_locked
 from workbench.errors import ConfigError, GanbenchError
 
 FINISHED = {"completed", "stopped", "diverged", "failed"}
@@ -72,11 +73,14 @@ class RunDir:
         write_text_atomic(self.state, json.dumps(state, indent=1))
 
     def status(self) -> str:
-        """The run's status; a 'running' run whose process is gone on this host reads as 'crashed'."""
+        """The run's status; a 'running' run whose process is gone (killed, power lost) reads as 'crashed'."""
         state = self.read_state()
         status = state.get("status", "unknown")
-        if status in ("running", "paused") and state.get("host") == os.uname().nodename and not pid_alive(state.get("pid")):
-            return "crashed"
+        if status in ("running", "paused"):
+            held = run_is_locked(self.path)  # the kernel drops the lock of a dead process, pid reuse or not
+            if held is False or (held is None and state.get("host") == os.uname().nodename
+                                 and not pid_alive(state.get("pid"))):
+                return "crashed"
         return status
 
 

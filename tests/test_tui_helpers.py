@@ -1,0 +1,116 @@
+"""Helpers for the workbench tests (no tests here): waiting under Pilot, headless runs, recorded run folders.
+
+``write_recorded_run`` writes a run directory in the engine's own formats
+(config.json, state.json, events.jsonl, a real PNG grid) with fixed
+timestamps, so the snapshot tests draw the same screen on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from workbench.config import RunConfig
+from workbench.engine.rundir import RunDir
+from workbench.engine.samples import save_grid
+
+T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+
+
+async def wait_for(pilot, condition, what: str, timeout: float = 90.0) -> None:
+    """Let the app run until ``condition()`` holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def wait_until(condition, what: str, timeout: float = 90.0) -> None:
+    """The same, outside an app."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def quiet_env() -> dict:
+    """One torch thread per training process: the tests share two cores with everything else."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def start_headless(runs: Path, name: str, *extra: str) -> subprocess.Popen:
+    """``ganbench run`` in a subprocess of its own, as a user would start it in another terminal."""
+    args = [sys.executable, "-m", "workbench", "run", "--plugin", "mlp_gan", "--steps", "100000", "--name", name,
+            "--runs-dir", str(runs), "--set", "log_seconds=0.1", "--set", "sample_every=10", *extra]
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=quiet_env(), start_new_session=True)
+
+
+def status_of(runs: Path, name: str) -> str:
+    return RunDir(runs / name).status()
+
+
+def grid_png(path: Path, fashion_images: torch.Tensor, count: int = 64, offset: int = 0) -> Path:
+    """A real sample grid PNG from Fashion-MNIST images, written by the engine's ``save_grid``."""
+    images = fashion_images[offset:offset + count].float().div(127.5).sub(1).unsqueeze(1)
+    save_grid(images, path)
+    return path
+
+
+def write_recorded_run(root: Path, name: str, fashion_images: torch.Tensor, *, steps: int = 600,
+                       total_steps: int = 600, status: str = "completed", phase: float = 0.0,
+                       evals: bool = False, model: str = "mlp_gan") -> RunDir:
+    """A run directory as the engine leaves it, with deterministic losses and times."""
+    run = RunDir(root / name)
+    for folder in (run.samples, run.checkpoints, run.requests):
+        folder.mkdir(parents=True, exist_ok=True)
+    config = RunConfig(model=model, dataset="fashion-mnist-test", loss="bce",
+                       hyperparams={"batch_size": 64, "lr": 0.0002, "b1": 0.5, "b2": 0.999, "epochs": 200,
+                                    "latent_dim": 100, "image_size": 28},
+                       steps=total_steps, runs_dir=str(root), name=name)
+    config.engine.update(log_seconds=0.1, sample_every=200)
+    run.config.write_text(json.dumps(config.to_dict(), indent=2))
+    events = [{"type": "run_start", "time": T0, "step": 0, "epoch": 0, "total_steps": total_steps,
+               "steps_per_epoch": 150, "batch_size": 64, "dataset_size": 10000, "dataset_source": "shipped",
+               "device": "cpu (2 threads)", "image_shape": [1, 28, 28], "config": config.to_dict(),
+               "resumed_from": None}]
+    epoch = 0
+    for step in range(10, steps + 1, 10):
+        when = T0 + step * 0.05
+        x = step / 60 + phase
+        events.append({"type": "metrics", "time": when, "step": step, "epoch": epoch, "batch": step - epoch * 150,
+                       "images_per_s": 1280.0, "d_loss": 0.9 + 0.3 * math.sin(x) - step / 3000,
+                       "g_loss": 1.2 + 0.4 * math.cos(x) + step / 2000, "d_real": 0.6 + 0.2 * math.sin(x / 2),
+                       "d_fake": 0.4 - 0.1 * math.sin(x / 3)})
+        if step % 150 == 0:
+            events.append({"type": "epoch_end", "time": when, "epoch": epoch, "step": step})
+            epoch += 1
+        if step % 200 == 0:
+            path = grid_png(run.samples / f"step-{step:08d}.png", fashion_images, offset=step)
+            events.append({"type": "sample", "time": when, "step": step, "epoch": epoch, "path": str(path)})
+        if evals and step % 100 == 0:
+            events.append({"type": "eval", "time": when, "step": step,
+                           "metrics": {"fd": 40.0 - step / 20, "coverage": 0.5 + step / 2000}})
+    last = T0 + steps * 0.05
+    if status in ("completed", "stopped"):
+        events.append({"type": "checkpoint", "time": last, "step": steps, "epoch": epoch,
+                       "path": str(run.checkpoints / f"step-{steps:08d}.safetensors")})
+        message = f"Completed {steps} steps." if status == "completed" else f"Stopped at step {steps} of {total_steps}."
+        events.append({"type": "run_end", "time": last, "reason": status, "message": message, "step": steps,
+                       "epoch": epoch})
+    else:
+        message = ""
+    run.events.write_text("".join(json.dumps(e) + "\n" for e in events))
+    run.state.write_text(json.dumps({"status": status, "pid": 0, "host": "elsewhere", "step": steps,
+                                     "total_steps": total_steps, "message": message}))
+    os.utime(run.config, (T0, T0))
+    return run

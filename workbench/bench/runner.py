@@ -1,0 +1,241 @@
+"""Run one workload both ways in this process and time the steps after warm-up.
+
+Both paths start from the same initial weights (the engine's, loaded into the
+classic networks), train on the same images with the same batch size and
+hyper-parameters, and are timed over the same number of steps after the same
+warm-up. With ``repeats`` > 1 the order alternates (classic first, then
+ganbench first, ...) and the median rate of each path is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workbench.bench.classic_data import imagefolder_dataloader, mnist_dataloader, write_face_folder, \
+    write_mnist_root
+from workbench.bench.workloads import Workload
+from workbench.config import RunConfig, build_config
+from workbench.engine.run import Run, load_images, prepare_run
+from workbench.engine.samples import generate
+from workbench.errors import ConfigError, GanbenchError
+
+
+@dataclass
+class PathTiming:
+    """One timed run of one path: images per second after warm-up, and the loss of every step."""
+
+    path: str
+    images: int
+    seconds: float
+    losses: list[tuple[int, float, float]]  # (last step of the window, D loss, G loss)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds
+
+
+@dataclass
+class WorkloadResult:
+    """Both paths of one workload, over every repeat, with the first repeat's curves and samples."""
+
+    workload: Workload
+    batch_size: int
+    warmup: int
+    steps: int
+    dataset: str
+    classic: list[PathTiming] = field(default_factory=list)
+    engine: list[PathTiming] = field(default_factory=list)
+    samples: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def classic_rate(self) -> float:
+        return statistics.median(t.images_per_s for t in self.classic)
+
+    @property
+    def engine_rate(self) -> float:
+        return statistics.median(t.images_per_s for t in self.engine)
+
+    @property
+    def ratio(self) -> float:
+        return self.engine_rate / self.classic_rate
+
+    def curves(self) -> list[tuple[int, float, float, float, float]]:
+        """(step, classic D, classic G, ganbench D, ganbench G), both averaged over the engine's log windows."""
+        per_step = self.classic[0].losses
+        rows, start = [], 0
+        for step, d_engine, g_engine in self.engine[0].losses:
+            window = per_step[start:step]
+            if window:
+                rows.append((step, sum(w[1] for w in window) / len(window), sum(w[2] for w in window) / len(window),
+                             d_engine, g_engine))
+            start = step
+        return rows
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str | None):
+    """Set an environment variable for the duration of a block (the engine reads its cache folder from it)."""
+    old = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if value is not None:
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def time_classic(classic, dataloader, warmup: int, steps: int, n_epochs: int, device: torch.device) -> PathTiming:
+    """Iterate the classic loop for ``warmup + steps`` batches; time the last ``steps``."""
+    losses, images, start = [], 0, 0.0
+    total = warmup + steps
+    loop = classic.train(dataloader, n_epochs)
+    try:
+        for step, (batch, d_loss, g_loss) in enumerate(loop, 1):
+            losses.append((step, d_loss, g_loss))
+            if step == warmup:
+                _sync(device)
+                start = time.perf_counter()
+            elif step > warmup:
+                images += batch
+            if step == total:
+                _sync(device)
+                return PathTiming("classic", images, time.perf_counter() - start, losses)
+    finally:
+        loop.close()  # shuts the DataLoader's workers down
+    raise GanbenchError(f"The classic loop ran out of data after {len(losses)} of {total} steps.")
+
+
+def time_engine(run: Run, warmup: int, steps: int) -> PathTiming:
+    """Train the prepared run; time from the metrics event at step ``warmup`` to the one at the last step.
+
+    The engine logs every ``warmup`` steps in the benchmark, so both ends of the
+    timed window fall on a logging step, where the engine syncs anyway.
+    """
+    marks: dict[int, float] = {}
+    losses: list[tuple[int, float, float]] = []
+    total = warmup + steps
+
+    def listen(event) -> None:
+        if event["type"] == "metrics":
+            losses.append((event["step"], event["d_loss"], event["g_loss"]))
+            if event["step"] in (warmup, total):
+                _sync(run.device)
+                marks[event["step"]] = time.perf_counter()
+
+    run.listeners.append(listen)
+    reason = run.train()
+    if reason != "completed" or len(marks) != 2:
+        raise GanbenchError(f"The ganbench run of the benchmark ended '{reason}' at step {run.step} of {total}; "
+                            f"see {run.dir.events}.")
+    return PathTiming("ganbench", steps * run.data.batch_size, marks[total] - marks[warmup], losses)
+
+
+class WorkloadBench:
+    """Prepares the data of one workload once, then times both paths as often as asked."""
+
+    def __init__(self, workload: Workload, plugins, workdir: Path, *, device: str = "auto", warmup: int = 10,
+                 steps: int | None = None, batch_size: int | None = None, dataset: str | None = None,
+                 image_folder: Path | None = None, seed: int = 0):
+        from workbench.engine.devices import pick_device
+
+        if warmup < 1:
+            raise ConfigError(f"--warmup must be at least 1; got {warmup}.")
+        self.workload, self.plugins, self.workdir, self.seed = workload, plugins, Path(workdir), seed
+        self.device = pick_device(device)
+        self.warmup = warmup
+        self.steps = steps if steps is not None else workload.default_steps(self.device.type)
+        if self.steps < 1:
+            raise ConfigError(f"--steps must be at least 1; got {self.steps}.")
+        hp = dict(workload.hyperparams, **({"batch_size": batch_size} if batch_size else {}))
+        total = self.warmup + self.steps
+        sets = [f"{k}={v}" for k, v in hp.items()] + [
+            f"log_every={self.warmup}", "log_seconds=1e9",  # fixed windows: the timed span starts on a log step
+            f"checkpoint_every={total + 1}"]  # the classic scripts write no checkpoints while training
+        self.cache_env: str | None = None
+        if workload.faces:
+            if dataset:
+                raise ConfigError(f"{workload.name} trains on a folder of JPEGs; give --image-folder DIR, "
+                                  f"not --dataset.")
+            if image_folder is None:
+                image_folder = write_face_folder(self.workdir / "faces", (total + 2) * hp["batch_size"], seed)
+                self.cache_env = str(self.workdir / "cache")  # the decoded copy of generated faces is temporary
+            elif not Path(image_folder).is_dir():
+                raise ConfigError(f"--image-folder {image_folder} is not a folder.")
+            self.config = build_config(plugins.registry, workload.model, dataset="folder", sets=sets, steps=total,
+                                       device=device, seed=seed, runs_dir=str(self.workdir / "runs"),
+                                       data_root=str(image_folder))
+            self.dataset = f"{'generated ' if self.cache_env else ''}JPEG folder {image_folder}"
+            self.loader = lambda: imagefolder_dataloader(image_folder, hp["image_size"], hp["batch_size"],
+                                                         workload.num_workers)
+        else:
+            if image_folder is not None:
+                raise ConfigError(f"--image-folder is for the dcgan-64 workload; {workload.name} reads an "
+                                  f"MNIST-like dataset (--dataset).")
+            self.config = build_config(plugins.registry, workload.model, dataset=dataset, sets=sets, steps=total,
+                                       device=device, seed=seed, runs_dir=str(self.workdir / "runs"))
+            data = load_images(self.config, plugins, hp["image_size"])
+            if tuple(data.images.shape[1:]) != (1, 28, 28):
+                raise ConfigError(f'The benchmark feeds the classic scripts through torchvision\'s MNIST reader, '
+                                  f'which needs 28x28 grey images; "{self.config.dataset}" has shape '
+                                  f'{tuple(data.images.shape[1:])}.')
+            root = write_mnist_root(data.images, data.labels, self.workdir / "mnist")
+            self.dataset = f"{self.config.dataset} ({data.images.shape[0]:,} images)"
+            self.loader = lambda: mnist_dataloader(root, hp["image_size"], hp["batch_size"], workload.num_workers)
+        self.hp = self.config.hyperparams
+
+    def _prepare_engine(self) -> Run:
+        config = RunConfig.from_dict(self.config.to_dict())
+        with _env("GANBENCH_CACHE", self.cache_env):
+            return prepare_run(config, self.plugins)
+
+    def measure(self, repeats: int = 1, report=lambda line: None) -> WorkloadResult:
+        """Time both paths ``repeats`` times, alternating which goes first."""
+        result = WorkloadResult(self.workload, self.hp["batch_size"], self.warmup, self.steps, self.dataset)
+        for repeat in range(repeats):
+            run = self._prepare_engine()
+            initial = {name: {k: v.detach().clone() for k, v in net.state_dict().items()}
+                       for name, net in run.model.networks.items()}
+            order = ("classic", "ganbench") if repeat % 2 == 0 else ("ganbench", "classic")
+            for path in order:
+                if path == "classic":
+                    timing, samples = self._classic(run, initial)
+                    result.classic.append(timing)
+                else:
+                    timing = time_engine(run, self.warmup, self.steps)
+                    samples = generate(run.model, run.fixed_noise)
+                    result.engine.append(timing)
+                result.samples.setdefault(path, samples.cpu())
+                report(f"  {self.workload.name} repeat {repeat + 1}/{repeats}: {path:8} "
+                       f"{timing.images_per_s:10,.1f} images/s ({timing.images:,} images in {timing.seconds:.2f} s)")
+        return result
+
+    def _classic(self, run: Run, initial: dict) -> tuple[PathTiming, torch.Tensor]:
+        np.random.seed(self.seed)
+        torch.manual_seed(self.seed)
+        images_dir = self.workdir / "classic-images"
+        images_dir.mkdir(parents=True, exist_ok=True)
+        classic = self.workload.classic(self.hp, run.image_shape, self.device, images_dir)
+        for name, net in classic.networks.items():
+            net.load_state_dict(initial[name])  # the same architecture: every key and shape must match
+        loader = self.loader()
+        n_epochs = max(self.hp["epochs"], math.ceil((self.warmup + self.steps) / len(loader)))
+        timing = time_classic(classic, loader, self.warmup, self.steps, n_epochs, self.device)
+        return timing, generate(classic, run.fixed_noise)

@@ -1,0 +1,93 @@
+"""``ganbench bench``: the classic scripts' loops against ganbench's engine, side by side, in one process."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from workbench.errors import GanbenchError
+
+NAME = "bench"
+HELP = "time the classic scripts' training loops against ganbench's engine, side by side"
+WORKLOAD_NAMES = ("mlp_gan", "aae", "dcgan-32", "dcgan-64")  # workbench.bench.workloads.WORKLOADS, without torch
+
+
+def add_arguments(parser) -> None:
+    parser.description = (
+        "Train the same model on the same images with the same batch size and hyper-parameters twice in this "
+        "process: once with the loop of the classic script (PyTorch-GAN gan.py and aae.py, the PyTorch DCGAN "
+        "tutorial: torchvision DataLoader, NumPy noise, .item() and a print every batch) and once with "
+        "ganbench's engine; print images/s of each and the ratio.")
+    parser.add_argument("--model", "-m", action="append", choices=WORKLOAD_NAMES + ("all",), metavar="WORKLOAD",
+                        help=f"{', '.join(WORKLOAD_NAMES)} or all (default); repeatable")
+    parser.add_argument("--steps", type=int, help="timed steps after the warm-up (default: per workload and device)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first; also the loss-curve window "
+                                                   "(default: per workload)")
+    parser.add_argument("--repeats", type=int, default=1, help="time each path N times, alternating which goes "
+                                                               "first; report the medians (default 1)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, help="override the workload's batch size")
+    parser.add_argument("--dataset", help="an MNIST-like dataset for mlp_gan, aae and dcgan-32 "
+                                          "(default fashion-mnist-test; fashion-mnist for the 60,000)")
+    parser.add_argument("--image-folder", metavar="DIR", help="for dcgan-64: a folder of JPEGs such as CelebA "
+                                                              "(default: generated CelebA-sized faces)")
+    parser.add_argument("--out", metavar="DIR", help="write both loss curves and both sample grids here")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON (progress goes to stderr)")
+
+
+def main(args) -> int:
+    if args.repeats < 1:
+        raise GanbenchError(f"--repeats must be at least 1; got {args.repeats}.")
+    if args.batch_size is not None and args.batch_size < 2:
+        raise GanbenchError(f"--batch-size must be at least 2; got {args.batch_size}.")
+    names = WORKLOAD_NAMES if not args.model or "all" in args.model else tuple(dict.fromkeys(args.model))
+    if args.image_folder and "dcgan-64" not in names:
+        raise GanbenchError("--image-folder is for the dcgan-64 workload; add --model dcgan-64.")
+    if args.dataset and names == ("dcgan-64",):
+        raise GanbenchError("dcgan-64 trains on a folder of JPEGs: give --image-folder DIR instead of --dataset.")
+
+    import torch
+
+    from workbench.bench import report
+    from workbench.bench.runner import WorkloadBench
+    from workbench.bench.workloads import WORKLOADS
+    from workbench.engine.devices import cpu_name, describe_device, pick_device
+    from workbench.plugins import load_plugins
+
+    progress = sys.stderr if args.json else sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=progress, flush=True)
+
+    device = pick_device(args.device)
+    device_name = describe_device(device) + (f", {cpu_name()}" if device.type == "cpu" else "")
+    say(f"ganbench bench on {device_name}, torch {torch.__version__}")
+    plugins = load_plugins()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ganbench-bench-") as workdir:
+        for name in names:
+            workload = WORKLOADS[name]
+            bench = WorkloadBench(workload, plugins, Path(workdir) / name, device=args.device,
+                                  warmup=args.warmup or workload.default_warmup(device.type), steps=args.steps,
+                                  batch_size=args.batch_size, dataset=args.dataset if not workload.faces else None,
+                                  image_folder=Path(args.image_folder) if args.image_folder and workload.faces
+                                  else None, seed=args.seed)
+            say(f"{name}: {workload.script} vs ganbench {workload.model}, {bench.dataset}, batch "
+                f"{bench.hp['batch_size']}, {bench.warmup} warm-up + {bench.steps} timed steps")
+            result = bench.measure(args.repeats, report=say)
+            results.append(result)
+            say(report.ratio_line(result, device_name))
+            say(report.quality_line(result))
+            if args.out:
+                written = report.write_outputs(result, Path(args.out) / name)
+                say(f"  wrote {', '.join(str(p) for p in written)}")
+    if args.json:
+        print(json.dumps({"device": device_name, "torch": torch.__version__,
+                          "results": [report.to_dict(r) for r in results]}, indent=2))
+    else:
+        say("")
+        say(report.table(results, device_name))
+    return 0

@@ -1,0 +1,16 @@
+"""Offline sample-quality metrics: the machinery behind the ``quality`` metric plugins.
+
+- ``classifier``: a small CNN trained once per dataset and cached on disk; its
+  penultimate features replace Inception's.
+- ``reference``: the held-out real split, embedded by that classifier.
+- ``frechet``, ``coverage``, ``manifold``: Fréchet distance, class coverage and
+  KL, k-NN precision and recall; ``domain`` applies them to generated images.
+- ``inception``: the standard Inception FID/KID, only when a package and its
+  weights are on disk.
+- ``evaluate``: ``Evaluator`` runs the selected metric plugins; ``periodic``
+  calls it every ``eval_every`` training steps.
+"""
+
+from workbench.quality.evaluate import EvalResult, Evaluator, select_metrics
+
+__all__ = ["EvalResult", "Evaluator", "select_metrics"]

@@ -1,0 +1,44 @@
+"""What a metric plugin computes from: the generated images, the evaluator's real side, and caches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+if TYPE_CHECKING:
+    from workbench.quality.evaluate import Evaluator
+    from workbench.quality.reference import Reference
+
+
+@dataclass
+class MetricContext:
+    """The input of ``MetricSpec.compute``; one per evaluation.
+
+    :param fake: the generated images, uint8 (N, C, H, W) at the model's image size.
+    :param evaluator: the ``Evaluator`` running the metrics (its ``config``, ``plugins``, ``device``).
+    :param notes: sentences for people a metric may add (shown by ``ganbench eval``, stored in the event).
+    """
+
+    fake: torch.Tensor
+    evaluator: Evaluator
+    notes: list[str] = field(default_factory=list)
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.evaluator.device
+
+    def memo(self, key: str, compute: Callable[[], Any], keep: bool = False) -> Any:
+        """``compute()`` once per evaluation (and once per evaluator with ``keep=True``, for the real side)."""
+        cache = self.evaluator.cache if keep else self._cache
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
+    def reference(self) -> Reference:
+        """The held-out real images, their features and the domain classifier (trained on first use)."""
+        reference = self.evaluator.reference()
+        self.memo("reference.notes", lambda: self.notes.extend(reference.notes))
+        return reference

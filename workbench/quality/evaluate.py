@@ -1,0 +1,91 @@
+"""Running metric plugins on generated images: the one entry point for the CLI, the engine and the tests."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from workbench.config import RunConfig
+from workbench.errors import GanbenchError, PluginError
+from workbench.plugins import PluginSet
+from workbench.quality.context import MetricContext
+from workbench.quality.reference import Reference, load_reference
+from workbench.registry import MetricSpec, Registry
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation gave: ``metrics`` {name: float}, notes for people, plugin failures."""
+
+    metrics: dict[str, float]
+    notes: list[str]
+    samples: int
+    seconds: float
+    errors: list[str] = field(default_factory=list)
+
+
+def select_metrics(registry: Registry, names: Sequence[str] | None = None) -> list[MetricSpec]:
+    """The named metrics (checked to exist and be usable here), or every default metric usable here."""
+    if names:
+        specs = []
+        for name in dict.fromkeys(names):
+            spec = registry.metric(name)
+            reason = spec.available() if spec.available else None
+            if reason:
+                raise GanbenchError(f'Metric "{name}" is not available here: {reason}')
+            specs.append(spec)
+        return specs
+    specs = [item.spec for item in registry.metrics.values()
+             if item.spec.default and not (item.spec.available and item.spec.available())]
+    if not specs:
+        raise PluginError("No metric plugin is loaded (see `ganbench plugins`).")
+    return specs
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] as uint8 0..255, the way a PNG of them would hold them; uint8 passes through."""
+    if images.dtype == torch.uint8:
+        return images
+    return images.detach().float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+class Evaluator:
+    """Computes metrics of generated images against a dataset's held-out split; reuse it across evaluations.
+
+    :param plugins: the loaded plugins (metrics and the dataset).
+    :param config: the run's configuration: ``dataset``, ``data_root`` and ``download`` are used.
+    :param image_size: the side of the generated images (the model's ``image_size``).
+    :param device: where the classifier runs.
+    :param metrics: metric names, or None for every default metric.
+    """
+
+    def __init__(self, plugins: PluginSet, config: RunConfig, image_size: int, device: torch.device,
+                 metrics: Sequence[str] | None = None):
+        self.plugins, self.config, self.image_size, self.device = plugins, config, image_size, device
+        self.specs = select_metrics(plugins.registry, metrics)
+        self.cache: dict[str, Any] = {}
+        self._reference: Reference | None = None
+
+    def reference(self) -> Reference:
+        """The real side, loaded (and the classifier trained or read from the cache) on first use."""
+        if self._reference is None:
+            self._reference = load_reference(self.config, self.plugins, self.image_size, self.device)
+        return self._reference
+
+    def evaluate(self, images: torch.Tensor) -> EvalResult:
+        """Every selected metric of ``images`` (float in [-1, 1] or uint8, (N, C, H, W))."""
+        started = time.monotonic()
+        ctx = MetricContext(to_uint8(images).cpu(), self)
+        metrics: dict[str, float] = {}
+        errors: list[str] = []
+        for spec in self.specs:
+            try:
+                metrics[spec.name] = float(spec.compute(ctx))
+            except GanbenchError:
+                raise
+            except Exception as exc:  # a broken metric plugin must not take the others down
+                errors.append(f'Metric "{spec.name}" failed: {type(exc).__name__}: {exc}')
+        return EvalResult(metrics, ctx.notes, int(images.shape[0]), time.monotonic() - started, errors)

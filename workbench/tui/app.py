@@ -1,0 +1,122 @@
+"""The workbench app: wires the screens together; the screens do the work.
+
+``make_app`` builds it (tests reuse it); ``run_workbench`` is what a bare
+``ganbench`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker
+
+from workbench.engine.control import send_request
+from workbench.engine.launch import Launched, active_runs
+from workbench.engine.rundir import RunDir
+from workbench.tui.screens.new_run import NewRunScreen
+from workbench.tui.screens.plugins import PluginsScreen
+from workbench.tui.screens.quit import QuitScreen
+from workbench.tui.screens.run import RunScreen
+from workbench.tui.screens.runs import RunsScreen
+
+if TYPE_CHECKING:
+    from workbench.plugins import PluginSet
+
+
+def _load_plugins() -> PluginSet:
+    from workbench.plugins import load_plugins  # imports torch: seconds, so in a worker thread
+
+    return load_plugins()
+
+
+class WorkbenchApp(App):
+    """Runs browser at the bottom of the stack; run, form, compare and plugin screens above it."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ganbench"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, runs_dir: Path, plugins: PluginSet | None = None, reattach: bool = True,
+                 poll_seconds: float = 0.25):
+        super().__init__()
+        self.runs_dir, self.reattach, self.poll_seconds = Path(runs_dir), reattach, poll_seconds
+        self._plugins = plugins
+        self._plugin_loader: Worker | None = None
+        self.launched: dict[Path, Launched] = {}
+
+    def on_mount(self) -> None:
+        if self._plugins is None:  # importing torch and the plugins takes seconds: not on the event loop
+            self._plugin_loader = self.run_worker(_load_plugins, thread=True, name="plugins")
+        self.push_screen(RunsScreen(self.runs_dir))
+        self.set_interval(1.0, self._reap)
+        if self.reattach:
+            running = active_runs(self.runs_dir)
+            for run in reversed(running[:1]):
+                self.open_run(run)
+            if len(running) > 1:
+                self.notify(f"{len(running)} runs are training; Esc lists them all.")
+
+    async def get_plugins(self) -> PluginSet:
+        """The loaded plugins, waiting for the background load if it is still going."""
+        if self._plugins is None:
+            await self._plugin_loader.wait()
+            self._plugins = self._plugin_loader.result
+        return self._plugins
+
+    def track(self, launched: Launched) -> None:
+        """Remember a process this session started, to reap it and to report why it failed."""
+        self.launched[launched.run_dir.path] = launched
+
+    def _reap(self) -> None:
+        for launched in self.launched.values():
+            launched.poll()
+
+    def open_run(self, run_dir: RunDir, launched: Launched | None = None) -> None:
+        """Push the run screen of ``run_dir``, replaying its history."""
+        launched = launched or self.launched.get(run_dir.path)
+        self.push_screen(RunScreen(run_dir, launched, poll_seconds=self.poll_seconds))
+
+    async def action_new_run(self) -> None:
+        self.push_screen(NewRunScreen(await self.get_plugins(), self.runs_dir))
+
+    async def action_plugins(self) -> None:
+        self.push_screen(PluginsScreen(await self.get_plugins()))
+
+    async def action_quit(self) -> None:
+        """Quit; when runs are training, ask whether to stop them or leave them running."""
+        running = active_runs(self.runs_dir)
+        if not running:
+            self.exit()
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == "stop":
+                for run in running:
+                    send_request(run.path, "stop")
+            if choice in ("stop", "leave"):
+                self.exit(choice)
+
+        self.push_screen(QuitScreen(running), answered)
+
+
+def make_app(runs_dir: Path | str = "runs", plugins: PluginSet | None = None, reattach: bool = True,
+             poll_seconds: float = 0.25) -> WorkbenchApp:
+    """The workbench on the runs folder ``runs_dir``.
+
+    :param plugins: already loaded plugins (tests pass theirs); None loads them in the background.
+    :param reattach: open the newest run that is training when the app starts.
+    :param poll_seconds: how often a run screen reads new events.
+    """
+    return WorkbenchApp(Path(runs_dir), plugins, reattach, poll_seconds)
+
+
+def run_workbench(args) -> int:
+    """Open the workbench on ``args.runs_dir`` (default ``runs``, or ``$GANBENCH_RUNS_DIR``)."""
+    runs_dir = getattr(args, "runs_dir", None) or os.environ.get("GANBENCH_RUNS_DIR") or "runs"
+    make_app(runs_dir).run()
+    return 0

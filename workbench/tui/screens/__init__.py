@@ -1,0 +1,1 @@
+"""The workbench's screens and dialogs, one module each."""

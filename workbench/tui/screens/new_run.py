@@ -1,0 +1,221 @@
+"""Configuring and starting a run: model, dataset and loss pickers and a form built from the model's settings.
+
+Every field is checked as it is typed with the same ``HyperParam.parse`` the
+CLI uses; the run cannot start while a field is refused. Starting launches
+``ganbench run`` as a detached process and opens its run screen.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Select, Static
+
+from workbench.config import ENGINE_PARAMS, build_config, check_run_name, run_name_default
+from workbench.engine.launch import free_run_name, launch_run
+from workbench.errors import ConfigError, GanbenchError
+from workbench.params import HyperParam
+from workbench.tui.widgets.param_form import FieldSpec, ParamForm
+
+if TYPE_CHECKING:
+    from workbench.plugins import PluginSet
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+STEPS = HyperParam("steps", "int", 1, min=1)
+SEED = HyperParam("seed", "int", 0, "random seed", min=0)
+
+
+def _value_text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class NewRunScreen(Screen):
+    """The form; ``model`` preselects a model plugin."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start", priority=True),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, plugins: PluginSet, runs_dir: Path, model: str | None = None):
+        super().__init__()
+        self.plugins, self.runs_dir = plugins, Path(runs_dir)
+        models = sorted(plugins.registry.models)
+        self.model = model if model in plugins.registry.models else ("mlp_gan" if "mlp_gan" in models else
+                                                                    (models[0] if models else None))
+
+    # -- building -----------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        registry = self.plugins.registry
+        yield Static("New run", id="new-title")
+        with VerticalScroll(id="new-form"):
+            if self.model is None:
+                yield Static("No model plugin is installed; see `ganbench plugins`.", classes="-failed")
+                return
+            spec = registry.model(self.model)
+            for kind, table, value in (("model", registry.models, self.model), ("dataset", registry.datasets,
+                                       spec.dataset), ("loss", registry.losses, spec.loss)):
+                with Horizontal(classes="pick-row"):
+                    yield Label(kind, classes="param-name")
+                    yield Select([(name, name) for name in sorted(table)], value=value if value in table else
+                                 Select.BLANK, allow_blank=value not in table, id=f"pick-{kind}",
+                                 compact=True)
+                    yield Static("", id=f"help-{kind}", classes="param-help", markup=False)
+            with Horizontal(classes="pick-row"):
+                yield Label("device", classes="param-name")
+                yield Select([(d, d) for d in DEVICES], value="auto", allow_blank=False, id="pick-device",
+                             compact=True)
+                yield Static("auto: CUDA, then MPS, then CPU", classes="param-help")
+            yield ParamForm("Run", self._run_fields(), "run", id="run-form")
+            yield self._model_form(self.model)
+            yield ParamForm("Engine settings", [FieldSpec.from_param(p) for p in ENGINE_PARAMS], "engine",
+                            id="engine-form")
+            yield Static("", id="start-error", markup=False)
+            yield Button("Start (ctrl+s)", id="start", variant="primary", compact=True)
+        if self.plugins.errors:
+            yield Static(f"{len(self.plugins.errors)} plugin(s) failed to load; press p on the runs screen "
+                         "to see why.", id="new-plugin-errors", classes="-failed", markup=False)
+        yield Footer(compact=True)
+
+    def _run_fields(self) -> list[FieldSpec]:
+        def steps(text: str):
+            return STEPS.parse(text) if text.strip() else None
+
+        def name(text: str):
+            text = text.strip()
+            if not text:
+                return None
+            check_run_name(text)
+            if (self.runs_dir / text).exists():
+                raise ConfigError(f'A run named "{text}" already exists; choose another name.')
+            return text
+
+        return [FieldSpec("steps", "", steps, "training steps; empty: the epochs setting decides"),
+                FieldSpec.from_param(SEED),
+                FieldSpec("name", "", name, "run folder name; empty: model-dataset-time")]
+
+    def _model_form(self, model: str) -> ParamForm:
+        spec = self.plugins.registry.model(model)
+        return ParamForm(f"{model} settings", [FieldSpec.from_param(p) for p in spec.hyperparams], "param",
+                         id="model-form")
+
+    def on_mount(self) -> None:
+        if self.model is None:
+            return
+        for kind in ("model", "dataset", "loss"):
+            self._describe(kind)
+        self.query_one("#pick-model", Select).focus()
+        self._check()
+
+    def _describe(self, kind: str) -> None:
+        value = self.query_one(f"#pick-{kind}", Select).value
+        table = getattr(self.plugins.registry, {"model": "models", "dataset": "datasets", "loss": "losses"}[kind])
+        item = table.get(value) if isinstance(value, str) else None
+        text = f"{item.spec.description} [{item.plugin} ({item.dist})]" if item else ""
+        self.query_one(f"#help-{kind}", Static).update(text)
+
+    # -- reacting -----------------------------------------------------------
+    async def on_select_changed(self, event: Select.Changed) -> None:
+        kind = (event.select.id or "").removeprefix("pick-")
+        if kind == "model" and isinstance(event.value, str) and event.value != self.model:
+            self.model = event.value
+            spec = self.plugins.registry.model(self.model)
+            await self.query_one("#model-form").remove()
+            await self.query_one("#new-form").mount(self._model_form(self.model), after="#run-form")
+            for other, value in (("dataset", spec.dataset), ("loss", spec.loss)):
+                select = self.query_one(f"#pick-{other}", Select)
+                if value in getattr(self.plugins.registry, f"{other}s" if other == "dataset" else "losses"):
+                    select.value = value
+        if kind in ("model", "dataset", "loss"):
+            self._describe(kind)
+        self._check()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._check()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_start()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self.action_start()
+
+    def _errors(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for form in self.query(ParamForm):
+            errors.update(form.errors())
+        return errors
+
+    def _check(self) -> dict[str, str]:
+        """Enable Start only while every field parses; return the refused fields."""
+        errors = self._errors()
+        for kind in ("dataset", "loss"):
+            if self.query_one(f"#pick-{kind}", Select).value is Select.BLANK:
+                errors[kind] = f"Choose a {kind}."
+        self.query_one("#start", Button).disabled = bool(errors)
+        return errors
+
+    # -- starting -----------------------------------------------------------
+    def action_start(self) -> None:
+        if self.model is None:
+            return
+        errors = self._check()
+        message = self.query_one("#start-error", Static)
+        if errors:
+            invalid = []
+            for form in self.query(ParamForm):
+                for field in form.fields():
+                    field.show_error(errors.get(field.spec.name))
+                    if field.spec.name in errors:
+                        invalid.append(field)
+            text = f"Fix {', '.join(errors)} first: {next(iter(errors.values()))}"
+            message.update(text)
+            self.notify(text, severity="error")
+            if invalid:
+                invalid[0].input.focus()
+            return
+        try:
+            args, name = self._arguments()
+        except GanbenchError as exc:
+            message.update(str(exc))
+            self.notify(str(exc), severity="error")
+            return
+        message.update("")
+        launched = launch_run(args, self.runs_dir, name)
+        self.app.track(launched)
+        self.dismiss()
+        self.app.open_run(launched.run_dir, launched)
+
+    def _arguments(self) -> tuple[list[str], str]:
+        """The ``ganbench run`` arguments and the run name; checks the whole configuration first."""
+        run = self.query_one("#run-form", ParamForm).values()
+        chosen = {kind: self.query_one(f"#pick-{kind}", Select).value for kind in ("dataset", "loss", "device")}
+        spec = self.plugins.registry.model(self.model)
+        sets = [f"{name}={_value_text(value)}" for name, value in self.query_one("#model-form", ParamForm).values()
+                .items() if value != spec.param(name).default]
+        sets += [f"{p.name}={_value_text(v)}" for p in ENGINE_PARAMS
+                 if (v := self.query_one("#engine-form", ParamForm).values()[p.name]) != p.default]
+        config = build_config(self.plugins.registry, self.model, dataset=chosen["dataset"], loss=chosen["loss"],
+                              sets=sets, steps=run["steps"], device=chosen["device"], seed=run["seed"],
+                              runs_dir=str(self.runs_dir), name=run["name"])
+        from workbench.engine.devices import pick_device
+
+        pick_device(config.device)  # "cuda" on a machine without one fails here, in one sentence
+        name = run["name"] or free_run_name(self.runs_dir, run_name_default(config, time.strftime("%Y%m%d-%H%M%S")))
+        args = ["--plugin", self.model, "--dataset", config.dataset, "--loss", config.loss,
+                "--device", config.device, "--seed", str(config.seed)]
+        if config.steps:
+            args += ["--steps", str(config.steps)]
+        for item in sets:
+            args += ["--set", item]
+        return args, name
+
+    def action_back(self) -> None:
+        self.dismiss()
