@@ -24,7 +24,8 @@ from workbench.testing import scratch_env
 
 GUIDE_PATH = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 GUIDE = GUIDE_PATH.read_text(encoding="utf-8")
-FILE_BLOCK = re.compile(r"<!-- file: (?P<path>[^ ]+) -->\n```(?P<lang>\w+)\n(?P<body>.*?)^```", re.DOTALL | re.MULTILINE)
+FILE_BLOCK = re.compile(r"<!-- file: (?P<path>[^ ]+) -->\n```(?P<lang>\w+)\n(?P<body>.*?)^```",
+                        re.DOTALL | re.MULTILINE)
 HOOKS = sorted(name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "ganbench_spec"))
 
 

@@ -6,13 +6,13 @@ from types import ModuleType
 
 import pytest
 
+from plugins.losses import BCELoss
+from plugins.mlp_gan import build as build_mlp
 from workbench import hookimpl
 from workbench.model import TwoNetworkGAN
 from workbench.params import HyperParam, training_params
 from workbench.plugins import load_plugins
 from workbench.registry import LossSpec, ModelSpec
-from plugins.losses import BCELoss
-from plugins.mlp_gan import build as build_mlp
 
 
 def plugin(name: str, **functions) -> ModuleType:

@@ -14,8 +14,13 @@ from workbench import hookimpl
 from workbench.model import AdversarialLoss, TwoNetworkGAN
 from workbench.params import HyperParam, training_params
 from workbench.registry import LossSpec, ModelSpec
-from workbench.testing import (PluginCheckError, check_dataset_plugin, check_loss_plugin, check_model_plugin,
-                               shape_images)
+from workbench.testing import (
+    PluginCheckError,
+    check_dataset_plugin,
+    check_loss_plugin,
+    check_model_plugin,
+    shape_images,
+)
 
 
 def test_dcgan_passes_in_rgb(tmp_path):
@@ -25,9 +30,10 @@ def test_dcgan_passes_in_rgb(tmp_path):
                                 workdir=tmp_path)
     assert [event["step"] for event in report.metrics] == [1, 2]
     assert report.checkpoint.is_file() and report.checkpoint.parent.parent.name == "check-model"
+    assert report.run_dir.parent.parent.parent == tmp_path  # WORKDIR/ganbench-check-*/runs/check-model
     with Image.open(report.sample) as grid:
         assert grid.mode == "RGB" and grid.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # 2x2 images, 2 px padding
-    assert not (tmp_path / "runs" / "check-model-straight").exists()
+    assert not (report.run_dir.parent / "check-model-straight").exists()
 
 
 def test_a_core_loss_passes():

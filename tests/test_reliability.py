@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import types
@@ -282,15 +283,25 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over(plugins, tmp_path,
 def test_resume_falls_back_past_damaged_checkpoints(plugins, tmp_path, tiny_mnist):
     run = prepare_run(small_config(plugins, tmp_path, tiny_mnist, steps=15, name="damaged"), plugins)
     run.train()
-    run.dir.latest.unlink()  # latest is a hard link of step 15: damage them as separate files
-    run.dir.latest.write_bytes(b"\x00" * 16)
     newest = run.dir.checkpoints / "step-00000015.safetensors"
-    newest.write_bytes(newest.read_bytes()[:-1000])
+    os.truncate(newest, newest.stat().st_size - 1000)  # a disk error: latest is the same file, so both are cut
     resumed = prepare_run(None, plugins, resume=run.dir.path, overrides={"steps": 20})
     assert resumed.step == 10
     resumed.train()
     skipped = [w["message"] for w in events(resumed, "warning") if w["message"].startswith("Skipped an unusable")]
-    assert len(skipped) == 2 and "latest.safetensors" in skipped[0] and "corrupt or truncated" in skipped[1]
+    assert len(skipped) == 2 and "latest.safetensors is corrupt or truncated" in skipped[0]
+    assert "step-00000015.safetensors is corrupt or truncated" in skipped[1]
+
+
+def test_resume_takes_the_newest_checkpoint_when_a_kill_came_before_latest_moved(plugins, tmp_path, tiny_mnist):
+    run = prepare_run(small_config(plugins, tmp_path, tiny_mnist, steps=15, name="unlinked"), plugins)
+    run.train()
+    older = run.dir.checkpoints / "step-00000010.safetensors"
+    os.link(older, run.dir.checkpoints / "relink")
+    os.replace(run.dir.checkpoints / "relink", run.dir.latest)  # latest still names step 10; step 15 is whole
+    resumed = prepare_run(None, plugins, resume=run.dir.path, overrides={"steps": 16})
+    assert resumed.step == 15 and resumed.resumed_from.endswith("step-00000015.safetensors")
+    resumed.lock.release()
 
 
 def test_a_run_is_trained_by_one_process_at_a_time(plugins, tmp_path, tiny_mnist):

@@ -6,9 +6,11 @@ shipped Fashion-MNIST test split; the app watches it through its run directory.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import time
 
 import pytest
 from PIL import Image
@@ -67,6 +69,17 @@ async def test_start_from_form_watch_pause_and_leave_running_then_reattach_and_s
         assert screen.query_one("#batch-progress").done == screen.snapshot.batch > 0
         assert len(_sparkline_data(screen, "g_loss")) > 3
         assert screen.snapshot.status == "running" and (run.path / "console.log").is_file()
+
+        # keys are answered at once while the run trains: the time from a key to its effect on the screen
+        image, waits = screen.query_one("#run-sample", SampleImage), []
+        for _ in range(5):
+            before, started = image.whole, time.perf_counter()
+            app.simulate_key("z")
+            while image.whole == before:
+                await asyncio.sleep(0.002)
+            waits.append(time.perf_counter() - started)
+            await pilot.pause(0.1)
+        assert sorted(waits)[2] < 0.1 and max(waits) < 1.0, waits
 
         # pause: the process stops stepping; resume: it steps again
         await pilot.press("p")
@@ -136,10 +149,9 @@ async def test_reattach_to_headless_run_stop_sample_and_resume(tmp_path, plugins
             await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen), "the sample dialog")
             dialog = app.screen
             output = tmp_path / "drawn.png"
-            for field, text in (("#sample-n", "16"), ("#sample-output", str(output))):
-                dialog.query_one(field).focus()
-                await pilot.press("ctrl+a", "ctrl+k", *text)
-            await pilot.press("enter")
+            dialog.query_one("#sample-output").value = str(output)  # a long path: pasted rather than typed
+            dialog.query_one("#sample-n").focus()
+            await pilot.press("ctrl+a", "ctrl+k", "1", "6", "enter")
             await wait_for(pilot, lambda: dialog.written is not None, "the PNG", timeout=60)
             with Image.open(output) as image:
                 assert image.size == (4 * 30 + 2, 4 * 30 + 2)  # 16 images of 28 px, 2 px padding
@@ -159,3 +171,23 @@ async def test_reattach_to_headless_run_stop_sample_and_resume(tmp_path, plugins
             process.wait(timeout=60)
     events = [json.loads(line) for line in (runs / "headless" / "events.jsonl").read_text().splitlines()]
     assert [e["type"] for e in events].count("run_start") == 2
+
+
+async def test_a_run_that_cannot_start_says_why_on_its_screen(tmp_path, plugins):
+    runs, empty = tmp_path / "runs", tmp_path / "no-images"
+    empty.mkdir()
+    app = make_app(runs, plugins=plugins, poll_seconds=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), "the new-run form")
+        form = app.screen
+        form.query_one("#pick-dataset").value = "folder"
+        form.query_one("#run-data_root").value = str(empty)  # a long path: pasted rather than typed
+        form.query_one("#run-data_root").focus()
+        await pilot.press("enter")  # Enter in a field starts the run too
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.snapshot.status == "failed", "the failure")
+        assert screen.snapshot.message == f"The folder {empty} holds no images (.bmp, .jpeg, .jpg, .png, .webp)."
+        assert screen.snapshot.message in str(screen.query_one("#run-device").render())
+        assert not (runs / screen.run_dir.path.name).exists()

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 
 import pytest
 from PIL import Image
 from rich.console import Console
 
-from test_tui_helpers import T0, grid_png, quiet_env, wait_until, write_recorded_run
+from test_tui_helpers import T0, grid_png, quiet_env, write_recorded_run
 from workbench.engine.events import iter_events
 from workbench.engine.launch import active_runs, free_run_name, last_error, launch_run
 from workbench.tui.run_state import RunState, format_duration
+from workbench.tui.screens.compare import scale
 from workbench.tui.widgets.curve import fill_gaps, resample
 from workbench.tui.widgets.sample_image import RAMP, HalfBlocks, cells_to_show
 
@@ -85,12 +84,14 @@ def test_a_real_grid_fits_the_cells_it_is_given(tmp_path, fashion_images):
         assert image.size == (242, 242)
         blocks = HalfBlocks(image.convert("RGB"), 40, 12)
         assert blocks.fitted().size == (24, 24)
-    assert cells_to_show(242, 28, 16) == 1 and cells_to_show(242, 28, 28) == 2 and cells_to_show(242, 28, 80) == 7 and cells_to_show(242, 28, 400) == 8
+    assert [cells_to_show(242, 28, room) for room in (16, 28, 80, 400)] == [1, 2, 7, 8]
 
 
 def test_curves_resample_by_step_so_runs_line_up():
     assert resample([(10, 1.0), (20, 3.0), (40, 5.0)], 40, 4) == [1.0, 3.0, None, 5.0]
     assert fill_gaps([None, 1.0, None, 2.0, None]) == [None, 1.0, 1.0, 2.0, None]
+    spiky = [1.0] * 200 + [50.0, -50.0]
+    assert scale(spiky) == (1.0, 1.0) and scale([3.0, 1.0, 2.0]) == (1.0, 3.0)
     assert resample([(5, 1.0), (6, float("nan"))], 0, 2) == [None, None]
 
 

@@ -8,6 +8,7 @@ at the new picture and accept it with ``pytest tests/test_tui_snapshots.py --sna
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -20,18 +21,25 @@ from workbench.tui.screens.run import RunScreen
 from workbench.tui.widgets.curve import Curve
 
 
-@pytest.fixture
-def recorded(tmp_path, monkeypatch, fashion_images):
-    """Three recorded runs in ./runs, clock in UTC."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    runs = tmp_path / "runs"
+@pytest.fixture(scope="module")
+def recorded_runs(tmp_path_factory, fashion_images):
+    """Three recorded runs, written once for the module."""
+    runs = tmp_path_factory.mktemp("recorded") / "runs"
     write_recorded_run(runs, "mlp_gan-fashion-mnist-test-20231114-221320", fashion_images, steps=600,
                        total_steps=600, evals=True)
     write_recorded_run(runs, "lr-half", fashion_images, steps=400, total_steps=600, phase=1.5, status="stopped")
     write_recorded_run(runs, "lr-double", fashion_images, steps=200, total_steps=600, phase=3.0, status="failed")
-    yield runs
+    return runs
+
+
+@pytest.fixture
+def recorded(recorded_runs, tmp_path, monkeypatch):
+    """A copy of the recorded runs in ./runs, clock in UTC."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    shutil.copytree(recorded_runs, tmp_path / "runs")  # copy2 keeps the start times
+    yield tmp_path / "runs"
     monkeypatch.delenv("TZ")
     time.tzset()
 

@@ -12,9 +12,10 @@ import sys
 
 from workbench import __version__
 from workbench.commands import bench, plugins, run, runs, sample
+from workbench.commands import eval as eval_command  # not to shadow the builtin
 from workbench.errors import GanbenchError
 
-COMMANDS = [run, plugins, sample, runs, bench]
+COMMANDS = [run, plugins, sample, runs, bench, eval_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,9 @@ ENGINE_PARAMS = (
     HyperParam("checkpoint_every", "int", 2000, "write a checkpoint every N steps, and at the end", min=1),
     HyperParam("keep_checkpoints", "int", 3, "how many step checkpoints to keep besides the latest", min=1),
     HyperParam("sample_count", "int", 64, "images in each sample grid", min=1, max=1024),
+    HyperParam("eval_every", "int", 0, "compute the quality metrics (see `ganbench eval`) every N steps "
+               "(0: never)", min=0),
+    HyperParam("eval_samples", "int", 10000, "generated images per quality evaluation", min=10, max=100000),
     HyperParam("on_nan", "str", "stop", "when a loss or weight turns NaN/Inf: stop the run, or skip that step "
                "(skip checks every step, which costs a little speed)", choices=("stop", "skip")),
     HyperParam("amp", "str", "none", "mixed precision of the training step: none, or bf16 autocast (CUDA only)",

@@ -3,7 +3,11 @@
 A plugin is a module named in the ``ganbench`` entry-point group that defines
 functions decorated with ``workbench.hookimpl`` and named like the hooks
 below. Registration hooks receive a ``register`` callback; observer hooks
-receive the running ``Run`` and must not slow the training loop down.
+receive the running ``Run`` and must not slow the training loop down. A hook
+that raises is reported and never stops the others.
+
+The author's guide, ``docs/plugins.md``, documents every hook here (a test
+checks it) and the contracts of what a plugin registers.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ import pluggy
 from workbench import hookspecs
 from workbench.errors import nearest
 from workbench.registry import DatasetSpec, LossSpec, MetricSpec, ModelSpec, Registered, Registry
-from workbench.validation import check_spec, describe_value, guard
 
 ENTRY_POINT_GROUP = "ganbench"
 _KINDS = (
@@ -198,6 +197,8 @@ def _missing_defaults(registry: Registry) -> list[str]:
 
 
 def _registrar(kind, spec_type, table, info: PluginInfo, errors: list[str]):
+    from workbench.validation import check_spec, describe_value, guard  # imports torch: not at start-up
+
     def register(spec) -> None:
         if not isinstance(spec, spec_type):
             _report(info, errors, f"registered {describe_value(spec)} where a {spec_type.__name__} belongs; "

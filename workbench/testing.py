@@ -29,7 +29,6 @@ import math
 import os
 import site
 import subprocess
-import sys
 import tempfile
 import venv
 from dataclasses import dataclass, field
@@ -146,7 +145,7 @@ def check_model_plugin(name: str, *, hyperparams: dict[str, Any] | None = None, 
     :param device: ``cpu`` (default), ``cuda`` ...
     :param exact_resume: check that 2 steps + resume + 1 step equals 3 straight steps; turn off for a
         generator with dropout (drawing the end-of-run sample moves the random stream).
-    :param workdir: where the run directories go (default: a temporary folder, removed afterwards).
+    :param workdir: a folder to keep the run directories in (default: a temporary folder, removed afterwards).
     :param modules: plugin modules to load besides the installed ones (to check one before packaging it).
     """
     with _workdir(workdir) as root:
@@ -225,9 +224,10 @@ def check_dataset_plugin(name: str, *, data_root: Path | str | None = None, spli
 # -- how the checks run ----------------------------------------------------------
 @contextlib.contextmanager
 def _workdir(workdir: Path | None) -> Iterator[Path]:
+    """A fresh folder for one check: inside ``workdir`` (kept), or a temporary one (removed)."""
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
-        yield Path(workdir)
+        yield Path(tempfile.mkdtemp(prefix="ganbench-check-", dir=workdir))
         return
     with tempfile.TemporaryDirectory(prefix="ganbench-check-") as folder:
         yield Path(folder)
@@ -370,8 +370,9 @@ def _check_sample(plugins, run, path: Path, device: str) -> Path:
 
     images = _blame(sample_images, run.dir.latest, plugins, 4, 0, device)
     if tuple(images.shape) != (4, *run.image_shape) or images.min() < -1 or images.max() > 1:
-        raise PluginCheckError(f"Sampling {run.dir.latest.name} gave images of shape {tuple(images.shape)} from "
-                               f"{images.min():.3g} to {images.max():.3g}; expected (4, *{run.image_shape}) in [-1, 1].")
+        raise PluginCheckError(f"Sampling {run.dir.latest.name} gave images of shape {tuple(images.shape)} "
+                               f"from {images.min():.3g} to {images.max():.3g}; expected (4, *{run.image_shape}) "
+                               f"in [-1, 1].")
     save_grid(images, path)
     with Image.open(path) as grid:
         if grid.format != "PNG" or min(grid.size) < run.image_shape[1]:

@@ -202,9 +202,9 @@ def check_before_training(registry, config, model, loss, data, image_shape: tupl
     Checks, in this order: the loss on sample logits (scalar, finite, with a
     gradient), the generator (shape ``(n, *image_shape)``, floating point, on the
     training device, finite, within [-1, 1]) and one ``train_step`` (the four
-    metrics as finite scalar tensors). The step runs on a deep copy of the model,
-    and the global random number generators are restored afterwards, so the run
-    that follows is the same as without the check.
+    metrics as finite scalar tensors). The step runs on deep copies of the model
+    and the loss, and the global random number generators are restored
+    afterwards, so the run that follows is the same as without the check.
     """
     model_who = _who(registry.models, "model", config.model)
     loss_who = _who(registry.losses, "loss", config.loss)
@@ -213,12 +213,16 @@ def check_before_training(registry, config, model, loss, data, image_shape: tupl
     cuda = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(config.seed)
-        check_loss_values(loss, loss_who, device, n)
-        trial = _trial_copy(model, device, config.seed)
+        trial_loss = _copy_or_none(loss) or loss  # a loss that counts its calls keeps its count
+        check_loss_values(trial_loss, loss_who, device, n)
+        trial = _copy_or_none(model)
+        if trial is not None:
+            trial.noise = torch.Generator(device=device).manual_seed(config.seed)
+            _run_eagerly(trial)
         check_generator(trial or model, model_who, image_shape, device, n, in_place=trial is None)
         if trial is not None:
             real = next(iter(data.batches(0)))[:n]
-            check_train_step(trial, loss, real, model_who, config.loss)
+            check_train_step(trial, trial_loss, real, model_who, config.loss)
 
 
 def _who(table: dict, kind: str, name: str) -> str:
@@ -226,14 +230,20 @@ def _who(table: dict, kind: str, name: str) -> str:
     return describe_plugin(kind, name, item.plugin, item.dist) if item else f'{kind.capitalize()} "{name}"'
 
 
-def _trial_copy(model, device: torch.device, seed: int):
-    """A deep copy to take a training step on, or None when the model cannot be copied."""
+def _run_eagerly(model) -> None:
+    """Drop ``nn.Module.compile`` from a copy: its compiled call is bound to the original module's forward."""
+    for net in model.networks.values():
+        for module in net.modules():
+            if getattr(module, "_compiled_call_impl", None) is not None:
+                module._compiled_call_impl = None
+
+
+def _copy_or_none(thing):
+    """A deep copy to try things on, or None when it cannot be copied (then fewer checks run)."""
     try:
-        trial = copy.deepcopy(model)
-    except Exception:  # a model holding something uncopyable is still checked, without the step
+        return copy.deepcopy(thing)
+    except Exception:
         return None
-    trial.noise = torch.Generator(device=device).manual_seed(seed)
-    return trial
 
 
 def check_loss_values(loss, who: str, device: torch.device, n: int) -> None:

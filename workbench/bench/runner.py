@@ -24,6 +24,7 @@ from workbench.bench.classic_data import imagefolder_dataloader, mnist_dataloade
     write_mnist_root
 from workbench.bench.workloads import Workload
 from workbench.config import RunConfig, build_config
+from workbench.engine.devices import pick_device
 from workbench.engine.run import Run, load_images, prepare_run
 from workbench.engine.samples import generate
 from workbench.errors import ConfigError, GanbenchError
@@ -148,25 +149,33 @@ def time_engine(run: Run, warmup: int, steps: int) -> PathTiming:
     return PathTiming("ganbench", steps * run.data.batch_size, marks[total] - marks[warmup], losses)
 
 
+RESERVED = ("log_every", "log_seconds", "checkpoint_every")  # the timing relies on them
+
+
 class WorkloadBench:
-    """Prepares the data of one workload once, then times both paths as often as asked."""
+    """Prepares the data of one workload once, then times both paths as often as asked.
+
+    :param sets: ``key=value`` items as for ``ganbench run --set``: the model's hyper-parameters apply to both
+        paths, engine settings (``compile``, ``amp``, ...) to ganbench only.
+    """
 
     def __init__(self, workload: Workload, plugins, workdir: Path, *, device: str = "auto", warmup: int = 10,
                  steps: int | None = None, batch_size: int | None = None, dataset: str | None = None,
-                 image_folder: Path | None = None, seed: int = 0):
-        from workbench.engine.devices import pick_device
-
+                 image_folder: Path | None = None, seed: int = 0, sets: list[str] = ()):
         if warmup < 1:
             raise ConfigError(f"--warmup must be at least 1; got {warmup}.")
+        for item in sets:
+            if item.partition("=")[0].strip() in RESERVED:
+                raise ConfigError(f'The benchmark sets {", ".join(RESERVED)} itself; drop "--set {item}".')
         self.workload, self.plugins, self.workdir, self.seed = workload, plugins, Path(workdir), seed
         self.device = pick_device(device)
         self.warmup = warmup
         self.steps = steps if steps is not None else workload.default_steps(self.device.type)
         if self.steps < 1:
             raise ConfigError(f"--steps must be at least 1; got {self.steps}.")
-        hp = dict(workload.hyperparams, **({"batch_size": batch_size} if batch_size else {}))
         total = self.warmup + self.steps
-        sets = [f"{k}={v}" for k, v in hp.items()] + [
+        sets = [f"{k}={v}" for k, v in workload.hyperparams.items()] + \
+            ([f"batch_size={batch_size}"] if batch_size else []) + list(sets) + [
             f"log_every={self.warmup}", "log_seconds=1e9",  # fixed windows: the timed span starts on a log step
             f"checkpoint_every={total + 1}"]  # the classic scripts write no checkpoints while training
         self.cache_env: str | None = None
@@ -174,15 +183,19 @@ class WorkloadBench:
             if dataset:
                 raise ConfigError(f"{workload.name} trains on a folder of JPEGs; give --image-folder DIR, "
                                   f"not --dataset.")
-            if image_folder is None:
-                image_folder = write_face_folder(self.workdir / "faces", (total + 2) * hp["batch_size"], seed)
+            generated = image_folder is None
+            if generated:
+                image_folder = self.workdir / "faces"
                 self.cache_env = str(self.workdir / "cache")  # the decoded copy of generated faces is temporary
             elif not Path(image_folder).is_dir():
                 raise ConfigError(f"--image-folder {image_folder} is not a folder.")
             self.config = build_config(plugins.registry, workload.model, dataset="folder", sets=sets, steps=total,
                                        device=device, seed=seed, runs_dir=str(self.workdir / "runs"),
                                        data_root=str(image_folder))
-            self.dataset = f"{'generated ' if self.cache_env else ''}JPEG folder {image_folder}"
+            hp = self.config.hyperparams
+            if generated:  # enough images that the classic DataLoader never starts a second epoch
+                write_face_folder(image_folder, (total + 2) * hp["batch_size"], seed)
+            self.dataset = f"{'generated ' if generated else ''}JPEG folder {image_folder}"
             self.loader = lambda: imagefolder_dataloader(image_folder, hp["image_size"], hp["batch_size"],
                                                          workload.num_workers)
         else:
@@ -191,6 +204,7 @@ class WorkloadBench:
                                   f"MNIST-like dataset (--dataset).")
             self.config = build_config(plugins.registry, workload.model, dataset=dataset, sets=sets, steps=total,
                                        device=device, seed=seed, runs_dir=str(self.workdir / "runs"))
+            hp = self.config.hyperparams
             data = load_images(self.config, plugins, hp["image_size"])
             if tuple(data.images.shape[1:]) != (1, 28, 28):
                 raise ConfigError(f'The benchmark feeds the classic scripts through torchvision\'s MNIST reader, '
@@ -199,7 +213,7 @@ class WorkloadBench:
             root = write_mnist_root(data.images, data.labels, self.workdir / "mnist")
             self.dataset = f"{self.config.dataset} ({data.images.shape[0]:,} images)"
             self.loader = lambda: mnist_dataloader(root, hp["image_size"], hp["batch_size"], workload.num_workers)
-        self.hp = self.config.hyperparams
+        self.hp = hp
 
     def _prepare_engine(self) -> Run:
         config = RunConfig.from_dict(self.config.to_dict())

@@ -33,6 +33,9 @@ def add_arguments(parser) -> None:
                                           "(default fashion-mnist-test; fashion-mnist for the 60,000)")
     parser.add_argument("--image-folder", metavar="DIR", help="for dcgan-64: a folder of JPEGs such as CelebA "
                                                               "(default: generated CelebA-sized faces)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model hyper-parameter (both paths, e.g. ngf=32) or an engine setting (ganbench "
+                             "only, e.g. compile=on); repeatable")
     parser.add_argument("--out", metavar="DIR", help="write both loss curves and both sample grids here")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON (progress goes to stderr)")
@@ -43,6 +46,9 @@ def main(args) -> int:
         raise GanbenchError(f"--repeats must be at least 1; got {args.repeats}.")
     if args.batch_size is not None and args.batch_size < 2:
         raise GanbenchError(f"--batch-size must be at least 2; got {args.batch_size}.")
+    for flag, value in (("--steps", args.steps), ("--warmup", args.warmup)):
+        if value is not None and value < 1:
+            raise GanbenchError(f"{flag} must be at least 1; got {value}.")
     names = WORKLOAD_NAMES if not args.model or "all" in args.model else tuple(dict.fromkeys(args.model))
     if args.image_folder and "dcgan-64" not in names:
         raise GanbenchError("--image-folder is for the dcgan-64 workload; add --model dcgan-64.")
@@ -71,10 +77,10 @@ def main(args) -> int:
         for name in names:
             workload = WORKLOADS[name]
             bench = WorkloadBench(workload, plugins, Path(workdir) / name, device=args.device,
-                                  warmup=args.warmup or workload.default_warmup(device.type), steps=args.steps,
+                                  warmup=args.warmup if args.warmup is not None else workload.default_warmup(device.type), steps=args.steps,
                                   batch_size=args.batch_size, dataset=args.dataset if not workload.faces else None,
                                   image_folder=Path(args.image_folder) if args.image_folder and workload.faces
-                                  else None, seed=args.seed)
+                                  else None, seed=args.seed, sets=args.sets)
             say(f"{name}: {workload.script} vs ganbench {workload.model}, {bench.dataset}, batch "
                 f"{bench.hp['batch_size']}, {bench.warmup} warm-up + {bench.steps} timed steps")
             result = bench.measure(args.repeats, report=say)

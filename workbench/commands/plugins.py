@@ -62,7 +62,7 @@ def main(args) -> int:
         registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
         observes = [h.removeprefix("ganbench_") for h in info.hooks if not h.startswith("ganbench_register_")]
         registered = registered or (f"observes: {', '.join(observes)}" if observes else "-")
-        status = Text(f"error: {info.error}", style="red") if info.error else Text("ok", style="green")
+        status = Text("error (below)", style="bold red") if info.error else Text("ok", style="green")
         grid.add_row(info.name, f"{info.dist} {info.version}", registered, status)
     console.print(grid)
     for kind, title in KINDS:

@@ -13,6 +13,8 @@ HELP = "list runs with status and last metrics"
 def add_arguments(parser) -> None:
     parser.add_argument("--runs-dir", default="runs", help="the runs folder (default: runs)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--sort", metavar="METRIC", help="best first by the last value of a quality metric "
+                        "(fd, classes_covered, precision, ...; see `ganbench eval`)")
 
 
 def _num(value) -> str:
@@ -22,7 +24,13 @@ def _num(value) -> str:
 def main(args) -> int:
     from workbench.engine.rundir import list_runs, summarize
 
+    from workbench.quality.history import latest_metrics
+
     rows = [summarize(r) for r in list_runs(Path(args.runs_dir))]
+    for row in rows:
+        row["quality"] = latest_metrics(Path(row["path"]) / "events.jsonl")
+    if args.sort:
+        rows = _sorted_by_metric(rows, args.sort)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -34,16 +42,29 @@ def main(args) -> int:
 
     console = Console()
     wide = console.width >= 120  # at 80 columns the dataset and start time are left out
-    columns = ["run", "status", "model"] + (["dataset"] if wide else []) + ["loss", "steps", "D loss", "G loss"]
+    shown = args.sort or ("fd" if any("fd" in row["quality"] for row in rows) else None)
+    columns = ["run", "status", "model"] + (["dataset"] if wide else []) + ["loss", "steps", "D loss", "G loss"] \
+        + ([shown] if shown else [])
     grid = Table(box=None, pad_edge=False)
     for column in columns + (["started"] if wide else []):
         grid.add_column(column, no_wrap=True, max_width=(44 if wide else 26) if column == "run" else None)
     for row in rows:
         steps = f"{row['step']:,}" + (f"/{row['total_steps']:,}" if row["total_steps"] else "")
         cells = [row["name"], row["status"], row["model"]] + ([row["dataset"]] if wide else []) + \
-            [row["loss"], steps, _num(row["d_loss"]), _num(row["g_loss"])]
+            [row["loss"], steps, _num(row["d_loss"]), _num(row["g_loss"])] \
+            + ([_num(row["quality"].get(shown, {}).get("value"))] if shown else [])
         if wide:
             cells.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started"])) if row["started"] else "")
         grid.add_row(*cells)
     console.print(grid)
     return 0
+
+
+def _sorted_by_metric(rows: list[dict], name: str) -> list[dict]:
+    """Runs with the metric, best first (its plugin says which way is better), then runs without it."""
+    from workbench.plugins import load_plugins
+
+    spec = load_plugins().registry.metric(name)  # an unknown name ends here, in one sentence
+    have = [row for row in rows if name in row["quality"]]
+    have.sort(key=lambda row: row["quality"][name]["value"], reverse=not spec.lower_is_better)
+    return have + [row for row in rows if name not in row["quality"]]

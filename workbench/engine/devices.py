@@ -65,15 +65,16 @@ def autocast_context(device: torch.device, amp: str = "none"):
     return contextlib.nullcontext()
 
 
-def compile_networks(model, mode: str = "off") -> None:
+def compile_networks(model, mode: str = "off", backend: str = "inductor") -> None:
     """``torch.compile`` every network of ``model`` in place (``nn.Module.compile``), so names and checkpoints
     stay the same.
 
     Each network is compiled on its own, not the whole step: the discriminator
     freezes its weights during G's step, and dynamo guards on ``requires_grad``,
-    so the frozen and the trainable call each get a correct graph.
+    so the frozen and the trainable call each get a correct graph. ``backend`` is
+    torch.compile's (the tests use ``aot_eager``, which needs no C++ compiler).
     """
     if mode == "off":
         return
     for net in model.networks.values():
-        net.compile()
+        net.compile(backend=backend)

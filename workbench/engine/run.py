@@ -116,6 +116,7 @@ class Run:
             raise DiskError(f"Could not write the checkpoint of step {self.step} to {path}: "
                             f"{exc.strerror or exc}; {self.checkpoint_note()}.") from None
         self.last_checkpoint_step = self.step
+        self.dir.write_state(step=self.step, checkpoint_step=self.step)  # what a crash from here on leaves
         keep = self.config.engine["keep_checkpoints"]
         for old in sorted(self.dir.checkpoints.glob("step-*.safetensors"))[:-keep]:
             with contextlib.suppress(OSError):
@@ -251,6 +252,9 @@ class Run:
                         return "diverged", diverged
                 if due_sample:
                     self.save_samples()
+                if engine["eval_every"] and self.step % engine["eval_every"] == 0:
+                    from workbench.quality.periodic import evaluate_during_training
+                    last_log += evaluate_during_training(self)  # its seconds stay out of images/s
                 if due_checkpoint:
                     control.checkpoint_requested = False
                     self.save_checkpoint()
@@ -386,7 +390,11 @@ def prepare_run(config: RunConfig | None, plugins: PluginSet, *, resume: Path | 
                 overrides: dict[str, Any] | None = None) -> Run:
     """Build a ready-to-train ``Run`` for a new configuration, or from a run directory or checkpoint to resume.
 
-    :param overrides: with ``resume``, the fields to change (``steps``, ``device``, ``epochs``).
+    Resuming a run directory continues in it from its newest readable checkpoint (or from step 0 if it
+    has none yet); the run is locked for this process from here to the end of ``Run.train``, and a run
+    another process is training is refused. Raises ``GanbenchError`` subclasses with one sentence.
+
+    :param overrides: with ``resume``, the fields to change (``steps``, ``device``, ``epochs``, ``data_root``).
     """
     point = ResumePoint(None, None, config)
     lock = None
@@ -506,7 +514,9 @@ def _open_resume(path: Path) -> ResumePoint:
             raise CheckpointError(f"{path} is not a run directory (it has no config.json) and holds no checkpoint.")
         candidates = sorted(run_dir.checkpoints.glob("step-*.safetensors"), reverse=True)
         if run_dir.latest.is_file():
-            candidates.insert(0, run_dir.latest)
+            # latest is a hard link to the newest step file, unless a kill came between writing one and linking
+            newest = bool(candidates) and os.path.samefile(run_dir.latest, candidates[0])
+            candidates.insert(0 if newest or not candidates else len(candidates), run_dir.latest)
         if not candidates:
             return ResumePoint(None, run_dir, _config_from_file(run_dir),
                                [f"{path} had no checkpoint yet; starting over from step 0."])

@@ -8,9 +8,7 @@
 - ``inception``: the standard Inception FID/KID, only when a package and its
   weights are on disk.
 - ``evaluate``: ``Evaluator`` runs the selected metric plugins; ``periodic``
-  calls it every ``eval_every`` training steps.
+  calls it every ``eval_every`` training steps; ``history`` reads results back.
+
+Nothing is imported here, so ``ganbench runs`` can read results without torch.
 """
-
-from workbench.quality.evaluate import EvalResult, Evaluator, select_metrics
-
-__all__ = ["EvalResult", "Evaluator", "select_metrics"]

@@ -24,7 +24,7 @@ from workbench.atomic import atomic_write
 VERSION = 1  # bump when the architecture or the training recipe changes: old caches are then ignored
 FEATURE_DIM = 128
 BATCH_SIZE = 128
-MIN_SAMPLES_SEEN = 40_000  # a small training split is repeated until the network has seen this many images
+MIN_SAMPLES_SEEN = 20_000  # a small training split is repeated until the network has seen this many images
 MIN_EPOCHS = 2
 
 

@@ -119,6 +119,8 @@ class RunState:
             when = _number(event.get("time"))
             if when is not None and self._segment_start is not None:
                 self._last_time = when
+            if isinstance(event.get("step"), int) and event.get("type") != "eval" and "step" in self.fields:
+                self.fields["step"] = event["step"]  # paused, checkpoint, sample ... all say where the run is
             if handler is not None:
                 handler(event)
             changed = True

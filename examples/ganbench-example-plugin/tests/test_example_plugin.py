@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from ganbench_example.cifar10 import SPLIT_FILES
+
 from workbench.testing import check_dataset_plugin, check_loss_plugin, check_model_plugin, shape_images
 
 

@@ -39,6 +39,14 @@ def run_curves(run: RunDir) -> dict[str, Points]:
     return curves
 
 
+def scale(values: list[float]) -> tuple[float, float]:
+    """The value range to draw: the 1st to 99th percentile, so one spike does not flatten every curve."""
+    ordered = sorted(values)
+    if len(ordered) < 100:
+        return ordered[0], ordered[-1]
+    return ordered[len(ordered) // 100], ordered[-1 - len(ordered) // 100]
+
+
 class CompareScreen(Screen):
     """One block per metric; one coloured curve per run in each block."""
 
@@ -72,9 +80,10 @@ class CompareScreen(Screen):
             values = [v for c in curves for _, v in c.get(key, ())]
             if not values:
                 continue
-            low, high = min(values), max(values)
-            widgets.append(Label(f"{LABELS.get(key, key)}  {low:.4g} .. {high:.4g}  over steps 0 .. {max_step:,}",
-                                 classes="compare-metric", markup=False))
+            low, high = scale(values)
+            clipped = " (outliers clipped)" if (low, high) != (min(values), max(values)) else ""
+            widgets.append(Label(f"{LABELS.get(key, key)}  {low:.4g} .. {high:.4g}{clipped}  over steps "
+                                 f"0 .. {max_step:,}", classes="compare-metric", markup=False))
             for index, (run, curve) in enumerate(zip(self.runs, curves)):
                 points = curve.get(key, [])
                 last = f"{points[-1][1]:.4f}" if points else "-"

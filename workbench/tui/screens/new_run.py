@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 DEVICES = ("auto", "cpu", "cuda", "mps")
 STEPS = HyperParam("steps", "int", 1, min=1)
 SEED = HyperParam("seed", "int", 0, "random seed", min=0)
+DOWNLOAD = HyperParam("download", "bool", False, "download the dataset if it is missing and the network allows")
 
 
 def _value_text(value) -> str:
@@ -96,9 +97,17 @@ class NewRunScreen(Screen):
                 raise ConfigError(f'A run named "{text}" already exists; choose another name.')
             return text
 
+        def data_root(text: str):
+            text = text.strip()
+            if text and not Path(text).expanduser().is_dir():
+                raise ConfigError(f"data_root must be an existing folder; {text} is not one.")
+            return str(Path(text).expanduser().absolute()) if text else None
+
         return [FieldSpec("steps", "", steps, "training steps; empty: the epochs setting decides"),
                 FieldSpec.from_param(SEED),
-                FieldSpec("name", "", name, "run folder name; empty: model-dataset-time")]
+                FieldSpec("name", "", name, "run folder name; empty: model-dataset-time"),
+                FieldSpec("data_root", "", data_root, "folder holding the dataset's files; empty: its usual places"),
+                FieldSpec.from_param(DOWNLOAD)]
 
     def _model_form(self, model: str) -> ParamForm:
         spec = self.plugins.registry.model(model)
@@ -204,7 +213,8 @@ class NewRunScreen(Screen):
                  if (v := self.query_one("#engine-form", ParamForm).values()[p.name]) != p.default]
         config = build_config(self.plugins.registry, self.model, dataset=chosen["dataset"], loss=chosen["loss"],
                               sets=sets, steps=run["steps"], device=chosen["device"], seed=run["seed"],
-                              runs_dir=str(self.runs_dir), name=run["name"])
+                              runs_dir=str(self.runs_dir), name=run["name"], data_root=run["data_root"],
+                              download=run["download"] or None)
         from workbench.engine.devices import pick_device
 
         pick_device(config.device)  # "cuda" on a machine without one fails here, in one sentence
@@ -213,6 +223,10 @@ class NewRunScreen(Screen):
                 "--device", config.device, "--seed", str(config.seed)]
         if config.steps:
             args += ["--steps", str(config.steps)]
+        if config.data_root:
+            args += ["--data-root", config.data_root]
+        if config.download:
+            args.append("--download")
         for item in sets:
             args += ["--set", item]
         return args, name

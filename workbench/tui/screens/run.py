@@ -136,16 +136,15 @@ class RunScreen(Screen):
         device = snap.device or "device: -"
         if snap.gpu_memory_mb is not None:
             device += f" · GPU memory {snap.gpu_memory_mb:,.0f} MB"
-        if snap.message and not snap.active or snap.status == "failed":
+        if snap.status == "crashed":
+            device += "\nThe training process ended without finishing; r resumes it from its last checkpoint."
+        elif snap.message and not snap.active or snap.status == "failed":
             device += f"\n{snap.message}"
         self.query_one("#run-device", Static).update(device)
         self._draw_metrics(snap)
         sample = self.query_one("#run-sample", SampleImage)
         sample.tile = snap.image_size
-        if snap.sample != sample.path:
-            sample.path = snap.sample
-        else:
-            sample.refresh()
+        sample.path = snap.sample
         sample.border_title = f"samples · step {snap.sample_step:,}" if snap.sample_step is not None else "samples"
         log = self.query_one("#run-log", RichLog)
         for line in snap.log:

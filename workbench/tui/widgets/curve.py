@@ -67,7 +67,8 @@ class Curve(Widget, can_focus=False):
             if value is None:
                 chars.append(" ")
                 continue
-            filled = (value - self.low) / extent * (levels * height - 1) + 1  # the lowest value still shows
+            ratio = min(max((value - self.low) / extent, 0.0), 1.0)  # values outside the scale are clipped
+            filled = ratio * (levels * height - 1) + 1  # the lowest value still shows
             part = int(min(max(filled - row_from_bottom * levels, 0), levels))
             chars.append(BARS[part])
         return Strip([Segment("".join(chars), style)], width)

@@ -1,0 +1,114 @@
+"""``ganbench eval``: sample-quality metrics of a checkpoint, appended to its run's events when given a run."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from workbench.errors import CheckpointError, GanbenchError
+
+NAME = "eval"
+HELP = "measure sample quality: Fréchet distance, class coverage, precision/recall"
+
+
+def add_arguments(parser) -> None:
+    parser.description = ("Draw samples from a checkpoint and compare them with the dataset's held-out test split. "
+                          "Given a run directory, evaluates its latest checkpoint and appends an `eval` event to "
+                          "its events.jsonl. Core metrics: fd, classes_covered, class_kl, precision, recall; "
+                          "inception_fid and inception_kid where torch-fidelity or pytorch-fid and their weights "
+                          "are installed.")
+    parser.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("--metric", "-m", action="append", default=[], metavar="NAME",
+                        help="a metric to compute; repeatable (default: every default metric)")
+    parser.add_argument("-n", type=int, default=10000, help="generated images to evaluate (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    parser.add_argument("--no-log", action="store_true", help="do not append the result to the run's events")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _run_dir(path: Path) -> Path | None:
+    return path if path.is_dir() and (path / "config.json").is_file() else None
+
+
+def main(args) -> int:
+    import torch
+
+    from workbench.config import RunConfig
+    from workbench.engine.events import EventLog
+    from workbench.engine.inference import load_model
+    from workbench.engine.samples import generate
+    from workbench.plugins import load_plugins
+    from workbench.quality.evaluate import Evaluator
+    from workbench.registry import MetricSpec
+
+    if not 10 <= args.n <= 100_000:
+        raise GanbenchError(f"-n must be between 10 and 100000; got {args.n}.")
+    path = Path(args.checkpoint)
+    if not path.exists():
+        raise CheckpointError(f"No run directory or checkpoint at {path}.")
+    plugins = load_plugins()
+    for error in plugins.errors:
+        print(f"warning: {error}", file=sys.stderr)
+    model, checkpoint = load_model(path, plugins, args.device)
+    device = next(next(iter(model.networks.values())).parameters()).device
+    config = RunConfig.from_dict(checkpoint.meta["config"])
+    evaluator = Evaluator(plugins, config, int(checkpoint.meta["image_shape"][-1]), device, args.metric or None)
+
+    started = time.monotonic()
+    noise = torch.randn(args.n, model.latent_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
+    images = generate(model, noise)
+    sampling = time.monotonic() - started
+    result = evaluator.evaluate(images)
+    document = {"checkpoint": str(checkpoint.path), "model": checkpoint.meta["model"], "dataset": config.dataset,
+                "step": checkpoint.step, "samples": result.samples, "metrics": result.metrics, "notes": result.notes,
+                "errors": result.errors, "sampling_seconds": round(sampling, 3), "seconds": round(result.seconds, 3)}
+
+    run_dir = None if args.no_log else _run_dir(path)
+    if run_dir is not None and result.metrics:
+        try:
+            log = EventLog(run_dir / "events.jsonl")
+            try:
+                log.write("eval", step=checkpoint.step, metrics=result.metrics, samples=result.samples,
+                          seconds=round(result.seconds, 3), notes=result.notes, source="ganbench eval",
+                          checkpoint=str(checkpoint.path))
+            finally:
+                log.close()
+        except OSError as exc:
+            raise GanbenchError(f"Could not append the result to {run_dir / 'events.jsonl'}: "
+                                f"{exc.strerror or exc}.") from None
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        specs: dict[str, MetricSpec] = {name: item.spec for name, item in plugins.registry.metrics.items()}
+        _print_table(document, specs, run_dir)
+    for error in result.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+def _print_table(document: dict, specs: dict, run_dir: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{document['model']}[/] on {document['dataset']}, step {document['step']:,}: "
+                  f"{document['samples']:,} samples drawn in {document['sampling_seconds']:.1f} s, "
+                  f"metrics computed in {document['seconds']:.1f} s", highlight=False)
+    grid = Table(box=None, pad_edge=False)
+    for column in ("metric", "value", "better", "what it measures"):
+        grid.add_column(column, no_wrap=column != "what it measures")
+    for name, value in document["metrics"].items():
+        spec = specs.get(name)
+        better = "" if spec is None else ("lower" if spec.lower_is_better else "higher")
+        text = f"{value:.0f}" if math.isfinite(value) and value == int(value) else f"{value:.4g}"
+        grid.add_row(name, text, better, spec.description if spec else "")
+    console.print(grid)
+    for note in document["notes"]:
+        style = "bold red" if note.startswith("MODE COLLAPSE") else "dim"
+        console.print(f"[{style}]{note}[/]", highlight=False)
+    if run_dir is not None and document["metrics"]:
+        console.print(f"appended to {run_dir / 'events.jsonl'}", highlight=False)

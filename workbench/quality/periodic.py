@@ -1,0 +1,56 @@
+"""Quality metrics during training: every ``eval_every`` steps, an ``eval`` event in the run's log.
+
+The samples come from fixed noise (seeded by the run's seed), so successive
+evaluations differ only by the generator's weights. A metric that cannot run
+(an unlabelled dataset, say) turns evaluation off for the run with one warning;
+it never stops training.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+
+import torch
+
+from workbench.engine.samples import generate
+from workbench.errors import GanbenchError
+from workbench.quality.evaluate import Evaluator
+
+NOISE_SEED_OFFSET = 2  # the sample grids use seed + 1
+_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _Periodic:
+    def __init__(self, run):
+        count = run.config.engine["eval_samples"]
+        self.evaluator = Evaluator(run.plugins, run.config, run.image_shape[-1], run.device)
+        self.noise = torch.randn(count, run.model.latent_dim,
+                                 generator=torch.Generator().manual_seed(run.config.seed + NOISE_SEED_OFFSET))
+        self.enabled = True
+
+
+def evaluate_during_training(run) -> float:
+    """Compute the default metrics of the run's generator now and emit an ``eval`` event; return the seconds spent.
+
+    The event: ``{"type": "eval", "step": ..., "metrics": {name: float}, "samples": N, "seconds": s, "notes": [...]}``.
+    """
+    started = time.monotonic()
+    state = _STATE.get(run)
+    try:
+        if state is None:
+            state = _STATE[run] = _Periodic(run)
+        if state.enabled:
+            images = generate(run.model, state.noise.to(run.device))
+            result = state.evaluator.evaluate(images)
+            for error in result.errors:
+                run.emit("warning", message=error)
+            run.emit("eval", step=run.step, epoch=run.epoch, metrics=result.metrics, samples=result.samples,
+                     seconds=round(result.seconds, 3), notes=result.notes)
+    except Exception as exc:  # the metrics must never end a training run
+        message = str(exc) if isinstance(exc, GanbenchError) else f"{type(exc).__name__}: {exc}"
+        run.emit("warning", message=f"Quality metrics are off for the rest of this run: {message}")
+        if state is None:
+            state = _STATE[run] = object.__new__(_Periodic)
+        state.enabled = False
+    return time.monotonic() - started
