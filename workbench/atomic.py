@@ -44,10 +44,13 @@ def _fsync_dir(folder: Path) -> None:
 def remove_temporaries(folder: Path) -> int:
     """Delete the temporary files a killed writer left in ``folder``; return how many.
 
-    Call it only while no other process writes there (the run lock is held).
+    Those are ours (``.NAME.PID.tmp``) and the ones safetensors writes before
+    its own rename (``.tmpXXXXXX``). Call it only while no other process writes
+    there (the run lock is held).
     """
     removed = 0
-    for stale in Path(folder).glob(".*.tmp"):
+    folder = Path(folder)
+    for stale in [*folder.glob(".*.tmp"), *folder.glob(".tmp*")]:
         with contextlib.suppress(OSError):
             stale.unlink()
             removed += 1

@@ -55,15 +55,16 @@ class WorkbenchApp(App):
         self.push_screen(RunsScreen(self.runs_dir))
         self.set_interval(1.0, self._reap)
         if self.reattach:
-            running = active_runs(self.runs_dir)
-            for run in reversed(running[:1]):
-                self.open_run(run)
+            running = active_runs(self.runs_dir)  # newest first
+            if running:
+                self.open_run(running[0])
             if len(running) > 1:
                 self.notify(f"{len(running)} runs are training; Esc lists them all.")
 
     async def get_plugins(self) -> PluginSet:
         """The loaded plugins, waiting for the background load if it is still going."""
         if self._plugins is None:
+            self.notify("Loading the plugins ...", timeout=2)
             await self._plugin_loader.wait()
             self._plugins = self._plugin_loader.result
         return self._plugins
@@ -89,6 +90,8 @@ class WorkbenchApp(App):
 
     async def action_quit(self) -> None:
         """Quit; when runs are training, ask whether to stop them or leave them running."""
+        if isinstance(self.screen, QuitScreen):
+            return
         running = active_runs(self.runs_dir)
         if not running:
             self.exit()
