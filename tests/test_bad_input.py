@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import json
 import os
 import shutil
 import struct
@@ -231,6 +230,7 @@ def test_damaged_and_forged_checkpoints(capsys, plugins, place, tmp_path, monkey
     other_model = forge(plugins, tmp_path / "other.safetensors", ("aae", {"image_size": 8}), small)
     other_shape = forge(plugins, tmp_path / "shape.safetensors", ("mlp_gan", {"image_size": 8, "latent_dim": 64}),
                         small)
+    rgb = forge(plugins, tmp_path / "rgb.safetensors", small, small, image_shape=[3, 8, 8])  # the data is grey
     cases = [
         (cut, "cut.safetensors is corrupt or truncated"),
         (huge, f"declares a {MAX_HEADER_BYTES + 1}-byte header, over the {MAX_HEADER_BYTES} limit; refusing it."),
@@ -243,10 +243,11 @@ def test_damaged_and_forged_checkpoints(capsys, plugins, place, tmp_path, monkey
         (other_model, "other.safetensors does not hold the generator of this model (it was written by model "
                       "'mlp_gan')."),
         (other_shape, "has shape (128, 64), this model needs (128, 100)."),
+        (rgb, "rgb.safetensors holds images of shape (3, 8, 8), but the dataset now gives (1, 8, 8)."),
     ]
     for path, fragment in cases:
         refused(capsys, "run", "--resume", path, fragments=[fragment])
-        if path is not no_config:  # drawing samples needs the model, not the run configuration
+        if path not in (no_config, rgb):  # drawing samples needs neither the run configuration nor the data
             refused(capsys, "sample", path, "-o", tmp_path / "out.png", fragments=[fragment])
     assert not (tmp_path / "out.png").exists() and not (tmp_path / "runs").exists()
     assert "does not parse as JSON" in refused(capsys, "run", "--resume", garbled)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -182,5 +184,24 @@ def test_an_unlabelled_dataset_is_refused_in_one_sentence(fashion_images):
         config = build_config(plugins.registry, "mlp_gan", dataset="unlabelled")
         with pytest.raises(DataError, match='need class labels, and dataset "unlabelled" has none'):
             Evaluator(plugins, config, 28, CPU).evaluate(torch.zeros(20, 1, 28, 28, dtype=torch.uint8))
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_the_metric_plugin_of_the_guide_runs_beside_the_core_ones(quality_cache, monkeypatch, splits):
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
+    code = re.search(r'```python\n("""mean_gap:.*?)^```', guide, re.DOTALL | re.MULTILINE).group(1)
+    module = types.ModuleType("guide_metric")
+    exec(compile(code, "docs/plugins.md", "exec"), module.__dict__)
+    sys.modules[module.__name__] = module
+    monkeypatch.setenv("GANBENCH_CACHE", str(quality_cache))
+    try:
+        plugins = load_plugins(extra_modules=[module])
+        assert not plugins.errors and plugins.registry.metrics["mean_gap"].plugin == "guide_metric"
+        config = build_config(plugins.registry, "mlp_gan", dataset="fashion-mnist-test")
+        evaluator = Evaluator(plugins, config, 28, CPU, ["mean_gap", "fd"])
+        black = evaluator.evaluate(torch.zeros(500, 1, 28, 28, dtype=torch.uint8))
+        real = evaluator.evaluate(splits[0][:500])
+        assert set(black.metrics) == {"mean_gap", "fd"} and real.metrics["mean_gap"] < 0.02 < black.metrics["mean_gap"]
     finally:
         del sys.modules[module.__name__]

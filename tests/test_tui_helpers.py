@@ -55,6 +55,18 @@ def start_headless(runs: Path, name: str, *extra: str) -> subprocess.Popen:
                             env=quiet_env(), start_new_session=True)
 
 
+def stop_leftovers(runs: Path) -> None:
+    """SIGTERM every training process still working in ``runs`` (a test that failed half-way leaves them)."""
+    import signal
+
+    from workbench.engine.rundir import list_runs, pid_alive
+
+    for run in list_runs(runs):
+        pid = run.read_state().get("pid")
+        if run.status() in ("running", "paused") and pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)  # the engine stops at the next step and writes a checkpoint
+
+
 def status_of(runs: Path, name: str) -> str:
     return RunDir(runs / name).status()
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 
 import pytest
 from PIL import Image
 
-from test_tui_helpers import quiet_env, start_headless, status_of, wait_for, wait_until
+from test_tui_helpers import quiet_env, start_headless, status_of, stop_leftovers, wait_for, wait_until
 from workbench.engine.control import send_request
 from workbench.engine.rundir import RunDir, pid_alive
 from workbench.tui.app import make_app
@@ -34,14 +32,20 @@ def one_thread_per_run(monkeypatch):
         monkeypatch.setenv(key, value)
 
 
+@pytest.fixture
+def runs(tmp_path):
+    """The runs folder; whatever still trains in it when the test ends is stopped."""
+    yield tmp_path / "runs"
+    stop_leftovers(tmp_path / "runs")
+
+
 def _sparkline_data(screen, key: str) -> list[float]:
     from textual.widgets import Sparkline
 
     return list(screen.query_one(f"#metric-{key}", MetricLine).query_one(Sparkline).data or [])
 
 
-async def test_start_from_form_watch_pause_and_leave_running_then_reattach_and_stop(tmp_path, plugins):
-    runs = tmp_path / "runs"
+async def test_start_from_form_watch_pause_and_leave_running_then_reattach_and_stop(runs, plugins):
     app = make_app(runs, plugins=plugins, poll_seconds=0.1)
     async with app.run_test(size=(100, 32)) as pilot:
         await pilot.press("n")
@@ -102,28 +106,23 @@ async def test_start_from_form_watch_pause_and_leave_running_then_reattach_and_s
 
     # reopening re-attaches to it, replaying its history; quitting with "stop" stops it with a checkpoint
     app = make_app(runs, plugins=plugins, poll_seconds=0.1)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), "re-attaching")
-            screen = app.screen
-            assert screen.run_dir.path == run.path
-            await wait_for(pilot, lambda: screen.snapshot.step > paused_at and screen.snapshot.status == "running",
-                           "the replayed history")
-            log = screen.query_one("#run-log").lines
-            assert any("paused at step" in line.text for line in log)
-            await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit question")
-            await pilot.press("s")
-        assert app.return_value == "stop"
-        wait_until(lambda: status_of(runs, "from-form") == "stopped", "the run to stop")
-        assert any(run.checkpoints.glob("step-*.safetensors")) and run.latest.is_file()
-    finally:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), "re-attaching")
+        screen = app.screen
+        assert screen.run_dir.path == run.path
+        await wait_for(pilot, lambda: screen.snapshot.step > paused_at and screen.snapshot.status == "running",
+                       "the replayed history")
+        log = screen.query_one("#run-log").lines
+        assert any("paused at step" in line.text for line in log)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit question")
+        await pilot.press("s")
+    assert app.return_value == "stop"
+    wait_until(lambda: status_of(runs, "from-form") == "stopped", "the run to stop")
+    assert any(run.checkpoints.glob("step-*.safetensors")) and run.latest.is_file()
 
 
-async def test_reattach_to_headless_run_stop_sample_and_resume(tmp_path, plugins):
-    runs = tmp_path / "runs"
+async def test_reattach_to_headless_run_stop_sample_and_resume(tmp_path, runs, plugins):
     process = start_headless(runs, "headless")
     try:
         wait_until(lambda: status_of(runs, "headless") == "running", "the headless run to start")
@@ -173,8 +172,8 @@ async def test_reattach_to_headless_run_stop_sample_and_resume(tmp_path, plugins
     assert [e["type"] for e in events].count("run_start") == 2
 
 
-async def test_a_run_that_cannot_start_says_why_on_its_screen(tmp_path, plugins):
-    runs, empty = tmp_path / "runs", tmp_path / "no-images"
+async def test_a_run_that_cannot_start_says_why_on_its_screen(tmp_path, runs, plugins):
+    empty = tmp_path / "no-images"
     empty.mkdir()
     app = make_app(runs, plugins=plugins, poll_seconds=0.1)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -134,3 +134,13 @@ def test_active_runs_are_those_with_a_live_process(tmp_path, fashion_images):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_the_engine_and_the_cli_do_not_import_textual():
+    import subprocess
+
+    code = ("import sys, workbench.cli, workbench.engine.launch, workbench.engine.run\n"
+            "from workbench.commands import plugins, run, runs, sample\n"
+            "print('textual' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr

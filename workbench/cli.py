@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "plugins bring the models, datasets and losses. Without a command, "
                                      "opens the workbench.")
     parser.add_argument("--version", action="version", version=f"ganbench {__version__}")
+    parser.add_argument("--runs-dir", default=None, help="the workbench's runs folder (default: $GANBENCH_RUNS_DIR "
+                        "or runs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.add_arguments(sub.add_parser(module.NAME, help=module.HELP, description=module.HELP))
@@ -54,10 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def open_workbench(args) -> int:
-    """The terminal workbench (``workbench.tui``); until it exists, the help text."""
+    """The terminal workbench (``workbench.tui``). Without textual installed, say so and show the commands."""
     try:
-        from workbench.tui.app import run_workbench
-    except ImportError:
+        import textual  # noqa: F401
+    except ModuleNotFoundError:
         build_parser().print_help()
-        return 0
+        print("\nThe workbench needs textual (pip install textual); the commands above work without it.",
+              file=sys.stderr)
+        return 1
+    from workbench.tui.app import run_workbench
+
     return run_workbench(args)

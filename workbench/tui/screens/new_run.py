@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from workbench.plugins import PluginSet
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+TABLES = {"model": "models", "dataset": "datasets", "loss": "losses"}  # picker -> Registry attribute
 STEPS = HyperParam("steps", "int", 1, min=1)
 SEED = HyperParam("seed", "int", 0, "random seed", min=0)
 DOWNLOAD = HyperParam("download", "bool", False, "download the dataset if it is missing and the network allows")
@@ -124,7 +125,7 @@ class NewRunScreen(Screen):
 
     def _describe(self, kind: str) -> None:
         value = self.query_one(f"#pick-{kind}", Select).value
-        table = getattr(self.plugins.registry, {"model": "models", "dataset": "datasets", "loss": "losses"}[kind])
+        table = getattr(self.plugins.registry, TABLES[kind])
         item = table.get(value) if isinstance(value, str) else None
         text = f"{item.spec.description} [{item.plugin} ({item.dist})]" if item else ""
         self.query_one(f"#help-{kind}", Static).update(text)
@@ -139,7 +140,7 @@ class NewRunScreen(Screen):
             await self.query_one("#new-form").mount(self._model_form(self.model), after="#run-form")
             for other, value in (("dataset", spec.dataset), ("loss", spec.loss)):
                 select = self.query_one(f"#pick-{other}", Select)
-                if value in getattr(self.plugins.registry, f"{other}s" if other == "dataset" else "losses"):
+                if value in getattr(self.plugins.registry, TABLES[other]):
                     select.value = value
         if kind in ("model", "dataset", "loss"):
             self._describe(kind)

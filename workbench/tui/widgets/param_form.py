@@ -33,7 +33,8 @@ class FieldSpec:
     def from_param(cls, param: HyperParam, value: Any = None) -> FieldSpec:
         value = param.default if value is None else value
         text = str(value).lower() if param.type == "bool" else f"{value:g}" if param.type == "float" else str(value)
-        return cls(param.name, text, param.parse, f"{param.help} ({param.describe()})")
+        rule = "true | false" if param.type == "bool" else param.describe()
+        return cls(param.name, text, param.parse, f"{param.help} ({rule})")
 
 
 class _Parses(Validator):
