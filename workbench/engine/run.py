@@ -275,7 +275,8 @@ class Run:
         if summary.count:
             rate = (self.step - since_step) * self.data.batch_size / max(seconds, 1e-9)
             event = self.emit("metrics", step=self.step, epoch=self.epoch, batch=self.batch,
-                              images_per_s=round(rate, 1), **dict(zip(METRIC_KEYS, summary.means)))
+                              images_per_s=round(rate, 1), **dict(zip(METRIC_KEYS, summary.means)),
+                              **self._device_memory())
             self.notify("ganbench_metrics", metrics=event)
             warning = self.watch.update(self.step, summary.means[0], summary.means[1])
             if warning:
@@ -292,6 +293,13 @@ class Run:
             return (f"Training diverged at step {self.step}: a weight became NaN or infinite; "
                     f"{self.checkpoint_note()} (--set on_nan=skip skips such steps instead).")
         return None
+
+    def _device_memory(self) -> dict[str, float]:
+        """The GPU memory in use (and its peak), in MiB, on CUDA; nothing elsewhere."""
+        if self.device.type != "cuda":
+            return {}
+        return {"gpu_memory_mb": round(torch.cuda.memory_allocated(self.device) / 2**20, 1),
+                "gpu_peak_memory_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
 
     def _wait_while_paused(self) -> None:
         self.emit("paused", step=self.step)

@@ -14,7 +14,7 @@ from workbench.quality.classifier import run_batches
 from workbench.quality.context import MetricContext
 from workbench.quality.coverage import Coverage, coverage
 from workbench.quality.frechet import frechet_between
-from workbench.quality.manifold import precision_recall
+from workbench.quality.manifold import knn_radii, precision_recall
 
 SUBSET_SEED = 7
 
@@ -49,19 +49,28 @@ def class_coverage(ctx: MetricContext) -> Coverage:
     return ctx.memo("domain.coverage", compute)
 
 
-def _equal_subsets(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    # k-NN radii shrink as a set grows, so the paper compares sets of equal size.
-    n = min(a.shape[0], b.shape[0])
-    gen = torch.Generator().manual_seed(SUBSET_SEED)
-    pick = lambda x: x if x.shape[0] == n else x[torch.randperm(x.shape[0], generator=gen)[:n]]  # noqa: E731
-    return pick(a), pick(b)
+def _subset(x: torch.Tensor, n: int) -> torch.Tensor:
+    if x.shape[0] == n:
+        return x
+    return x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(SUBSET_SEED))[:n]]
 
 
 def manifold_precision_recall(ctx: MetricContext) -> tuple[float, float]:
-    """(precision, recall) of generated against held-out real features, on equal-size subsets."""
+    """(precision, recall) of generated against held-out real features, on subsets of equal size.
+
+    k-NN radii shrink as a set grows, so the paper compares sets of equal size.
+    The real subset and its radii depend only on that size: they are kept across evaluations.
+    """
 
     def compute():
-        real, fake = _equal_subsets(ctx.reference().features, fake_embedding(ctx)[0])
-        return precision_recall(real.to(ctx.device), fake.to(ctx.device))
+        fake = fake_embedding(ctx)[0]
+        n = min(fake.shape[0], ctx.reference().features.shape[0])
+
+        def real_side():
+            real = _subset(ctx.reference().features, n).to(ctx.device)
+            return real, knn_radii(real)
+
+        real, radii = ctx.memo(f"domain.real_manifold.{n}", real_side, keep=True)
+        return precision_recall(real, _subset(fake, n).to(ctx.device), real_radii=radii)
 
     return ctx.memo("domain.precision_recall", compute)
