@@ -14,7 +14,7 @@ from workbench.engine.run import prepare_run
 
 
 def config_for(plugins, tmp_path, data_root, **kw):
-    sets = ["batch_size=32", "sample_every=8", "checkpoint_every=8", "log_every=4"] + kw.pop("sets", [])
+    sets = ["batch_size=32", "sample_every=8", "checkpoint_every=8", "log_every=4", "log_seconds=3600"] + kw.pop("sets", [])
     return build_config(plugins.registry, kw.pop("model", "mlp_gan"), dataset="mnist", sets=sets,
                         data_root=str(data_root), runs_dir=str(tmp_path / "runs"), device="cpu", seed=3, **kw)
 

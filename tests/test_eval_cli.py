@@ -110,7 +110,7 @@ def test_runs_sort_by_a_metric_puts_the_best_first(runs):
 def test_eval_user_errors_are_one_sentence(runs, args, message):
     root, env = runs
     done = run_cli("eval", *args, cwd=root, env=env)
-    assert done.returncode == 2 and done.stderr.strip() == f"ganbench: error: {message}"
+    assert done.returncode == 2 and done.stderr.startswith(f"ganbench: error: {message}")
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
 
 

@@ -103,6 +103,18 @@ def _env(name: str, value: str | None):
                 os.environ[name] = old
 
 
+@contextlib.contextmanager
+def classic_backend_defaults():
+    """PyTorch's default backend flags while the classic loop runs (the scripts set none); the engine's
+    ``tune_backends`` turns on cuDNN autotuning and TF32 matmuls for the whole process."""
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = False, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def time_classic(classic, dataloader, warmup: int, steps: int, n_epochs: int, device: torch.device) -> PathTiming:
     """Iterate the classic loop for ``warmup + steps`` batches; time the last ``steps``."""
     losses, images, start = [], 0, 0.0
@@ -251,5 +263,6 @@ class WorkloadBench:
             net.load_state_dict(initial[name])  # the same architecture: every key and shape must match
         loader = self.loader()
         n_epochs = max(self.hp["epochs"], math.ceil((self.warmup + self.steps) / len(loader)))
-        timing = time_classic(classic, loader, self.warmup, self.steps, n_epochs, self.device)
-        return timing, generate(classic, run.fixed_noise)
+        with classic_backend_defaults():
+            timing = time_classic(classic, loader, self.warmup, self.steps, n_epochs, self.device)
+            return timing, generate(classic, run.fixed_noise)
