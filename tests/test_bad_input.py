@@ -8,13 +8,10 @@ and then damaged or forged.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
-import os
 import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from safetensors.torch import save_file
 from torchvision.io import encode_jpeg
 
 import workbench.commands.runs
+from helpers import refusing_writes
 from workbench.cli import main as ganbench_main
 from workbench.config import build_config
 from workbench.engine.checkpoint import FORMAT, MAX_HEADER_BYTES, save_checkpoint
@@ -254,24 +252,6 @@ def test_damaged_and_forged_checkpoints(capsys, plugins, place, tmp_path, monkey
 
 
 # -- folders that refuse writes -------------------------------------------------------------------------
-@contextlib.contextmanager
-def refusing_writes(folder: Path):
-    """Make ``folder`` refuse new files: chmod for a normal user; the immutable flag for root."""
-    if os.geteuid() != 0:
-        folder.chmod(0o500)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
-        pytest.skip("root ignores permissions and this file system has no immutable flag")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
-
-
 def test_a_read_only_runs_folder(capsys, place):
     with refusing_writes(place / "runs"):
         refused(capsys, "run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", place / "mnist", *SMALL,

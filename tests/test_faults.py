@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import install_plugin, refusing_writes
 from workbench.config import build_config
 from workbench.engine.checkpoint import load_checkpoint
 from workbench.engine.events import read_events
@@ -178,17 +179,6 @@ def ganbench_metrics(run, metrics):
 '''
 
 
-def install_plugin(site: Path, name: str, source: str) -> Path:
-    """A real third-party plugin: a module and a dist-info with a ``ganbench`` entry point, on PYTHONPATH."""
-    site.mkdir(exist_ok=True)
-    (site / f"{name}.py").write_text(source)
-    info = site / f"{name}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[ganbench]\n{name} = {name}\n")
-    return site
-
-
 def test_a_second_ctrl_c_quits_at_once_without_damage(tmp_path, tiny_mnist):
     site = install_plugin(tmp_path / "site", "slow_stop", SLOW_STOP_PLUGIN)
     run_dir = tmp_path / "runs" / "twice"
@@ -278,23 +268,6 @@ def test_file_size_limit_while_checkpointing_is_one_sentence(plugins, tmp_path, 
     assert assert_every_checkpoint_loads(run.dir.path) == [5, 5]
     assert state_of(run.dir.path)["status"] == "failed"
 
-
-@contextlib.contextmanager
-def refusing_writes(folder: Path):
-    """Make ``folder`` refuse new files: chmod for a normal user; the immutable flag for root."""
-    if os.geteuid() != 0:
-        folder.chmod(0o500)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
-        pytest.skip("root ignores permissions and this file system has no immutable flag")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 @pytest.mark.parametrize("folder, what", [("checkpoints", "the checkpoint of step 10"),

@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from workbench.config import build_config
+from workbench.engine.events import iter_events
+from workbench.engine.run import prepare_run
 from workbench.errors import DataError, GanbenchError, PluginError
 from workbench.plugins import load_plugins
 from workbench.quality.coverage import class_shares, coverage
@@ -165,13 +167,15 @@ def test_default_metrics_and_unknown_or_unavailable_ones(plugins):
             select_metrics(plugins.registry, ["inception_fid"])
 
 
-def test_an_unlabelled_dataset_is_refused_in_one_sentence(fashion_images):
+@pytest.fixture
+def unlabelled_plugins(fashion_images):
+    """The installed plugins plus a real dataset plugin whose images have no labels."""
+    from workbench import hookimpl
+
     module = types.ModuleType("unlabelled_plugin")
 
     def load(request):
-        return ImageData(fashion_images[:256].unsqueeze(1), None, source="memory")
-
-    from workbench import hookimpl
+        return ImageData(fashion_images[:256].unsqueeze(1).clone(), None, source="memory")
 
     @hookimpl
     def ganbench_register_datasets(register):
@@ -179,13 +183,42 @@ def test_an_unlabelled_dataset_is_refused_in_one_sentence(fashion_images):
 
     module.ganbench_register_datasets = ganbench_register_datasets
     sys.modules[module.__name__] = module
-    try:
-        plugins = load_plugins(extra_modules=[module])
-        config = build_config(plugins.registry, "mlp_gan", dataset="unlabelled")
-        with pytest.raises(DataError, match='need class labels, and dataset "unlabelled" has none'):
-            Evaluator(plugins, config, 28, CPU).evaluate(torch.zeros(20, 1, 28, 28, dtype=torch.uint8))
-    finally:
-        del sys.modules[module.__name__]
+    yield load_plugins(extra_modules=[module])
+    del sys.modules[module.__name__]
+
+
+def test_an_unlabelled_dataset_is_refused_in_one_sentence(unlabelled_plugins):
+    config = build_config(unlabelled_plugins.registry, "mlp_gan", dataset="unlabelled")
+    with pytest.raises(DataError, match='need class labels, and dataset "unlabelled" has none'):
+        Evaluator(unlabelled_plugins, config, 28, CPU).evaluate(torch.zeros(20, 1, 28, 28, dtype=torch.uint8))
+
+
+def test_during_training_an_unusable_metric_warns_once_and_training_goes_on(unlabelled_plugins, tmp_path):
+    config = build_config(unlabelled_plugins.registry, "mlp_gan", dataset="unlabelled", steps=6, device="cpu",
+                          runs_dir=str(tmp_path), name="unlabelled",
+                          sets=["eval_every=2", "eval_samples=100", "sample_every=0", "batch_size=32"])
+    assert prepare_run(config, unlabelled_plugins).train() == "completed"
+    events = list(iter_events(tmp_path / "unlabelled" / "events.jsonl"))
+    warnings = [e["message"] for e in events if e["type"] == "warning"]
+    assert warnings == ['Quality metrics are off for the rest of this run: The quality metrics need class labels, '
+                        'and dataset "unlabelled" has none in its train split.']
+    assert not [e for e in events if e["type"] == "eval"]
+
+
+def test_evaluating_during_training_leaves_the_training_unchanged(plugins, evaluator, quality_cache, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.setenv("GANBENCH_CACHE", str(quality_cache))
+    weights = {}
+    for every in (0, 3):
+        config = build_config(plugins.registry, "mlp_gan", dataset="fashion-mnist-test", steps=6, device="cpu",
+                              runs_dir=str(tmp_path), name=f"every-{every}",
+                              sets=[f"eval_every={every}", "eval_samples=500", "sample_every=0"])
+        run = prepare_run(config, plugins)
+        assert run.train() == "completed"
+        weights[every] = [t.clone() for net in run.model.networks.values() for t in net.state_dict().values()]
+    evals = [e for e in iter_events(tmp_path / "every-3" / "events.jsonl") if e["type"] == "eval"]
+    assert [e["step"] for e in evals] == [3, 6] and evals[0]["samples"] == 500
+    assert all(torch.equal(a, b) for a, b in zip(weights[0], weights[3]))
 
 
 def test_the_metric_plugin_of_the_guide_runs_beside_the_core_ones(quality_cache, monkeypatch, splits):

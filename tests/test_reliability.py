@@ -13,11 +13,11 @@ import os
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import install_plugin
 from workbench.atomic import atomic_write
 from workbench.config import build_config
 from workbench.engine.checkpoint import load_checkpoint
@@ -206,17 +206,6 @@ def test_the_failure_signature_is_warned_about_during_a_run(bad_plugins, tmp_pat
     assert run.train() == "completed"
     warnings = [w["message"] for w in events(run, "warning")]
     assert len(warnings) == 1 and "the discriminator has won" in warnings[0] and "At step 6 " in warnings[0]
-
-
-def install_plugin(site: Path, name: str, source: str) -> Path:
-    """A real third-party plugin: a module and a dist-info with a ``ganbench`` entry point, on PYTHONPATH."""
-    site.mkdir(exist_ok=True)
-    (site / f"{name}.py").write_text(source)
-    info = site / f"{name}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[ganbench]\n{name} = {name}\n")
-    return site
 
 
 def test_divergence_on_the_command_line_is_one_sentence_and_exit_code_3(cli, tmp_path, tiny_mnist):

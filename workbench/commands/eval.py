@@ -35,6 +35,11 @@ def _run_dir(path: Path) -> Path | None:
 
 
 def main(args) -> int:
+    if not 10 <= args.n <= 100_000:
+        raise GanbenchError(f"-n must be between 10 and 100000; got {args.n}.")
+    path = Path(args.checkpoint)
+    if not path.exists():
+        raise CheckpointError(f"No run directory or checkpoint at {path}.")
     import torch
 
     from workbench.config import RunConfig
@@ -45,11 +50,6 @@ def main(args) -> int:
     from workbench.quality.evaluate import Evaluator
     from workbench.registry import MetricSpec
 
-    if not 10 <= args.n <= 100_000:
-        raise GanbenchError(f"-n must be between 10 and 100000; got {args.n}.")
-    path = Path(args.checkpoint)
-    if not path.exists():
-        raise CheckpointError(f"No run directory or checkpoint at {path}.")
     plugins = load_plugins()
     for error in plugins.errors:
         print(f"warning: {error}", file=sys.stderr)

@@ -22,12 +22,13 @@ _STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class _Periodic:
+    """What a run's evaluations share: the evaluator (real side, classifier) and the fixed noise."""
+
     def __init__(self, run):
         count = run.config.engine["eval_samples"]
         self.evaluator = Evaluator(run.plugins, run.config, run.image_shape[-1], run.device)
         self.noise = torch.randn(count, run.model.latent_dim,
                                  generator=torch.Generator().manual_seed(run.config.seed + NOISE_SEED_OFFSET))
-        self.enabled = True
 
 
 def evaluate_during_training(run) -> float:
@@ -36,21 +37,20 @@ def evaluate_during_training(run) -> float:
     The event: ``{"type": "eval", "step": ..., "metrics": {name: float}, "samples": N, "seconds": s, "notes": [...]}``.
     """
     started = time.monotonic()
-    state = _STATE.get(run)
+    if run in _STATE and _STATE[run] is None:  # turned off by an earlier failure
+        return 0.0
     try:
+        state = _STATE.get(run)
         if state is None:
             state = _STATE[run] = _Periodic(run)
-        if state.enabled:
-            images = generate(run.model, state.noise.to(run.device))
-            result = state.evaluator.evaluate(images)
-            for error in result.errors:
-                run.emit("warning", message=error)
-            run.emit("eval", step=run.step, epoch=run.epoch, metrics=result.metrics, samples=result.samples,
-                     seconds=round(result.seconds, 3), notes=result.notes)
+        images = generate(run.model, state.noise.to(run.device))
+        result = state.evaluator.evaluate(images)
+        for error in result.errors:
+            run.emit("warning", message=error)
+        run.emit("eval", step=run.step, epoch=run.epoch, metrics=result.metrics, samples=result.samples,
+                 seconds=round(result.seconds, 3), notes=result.notes)
     except Exception as exc:  # the metrics must never end a training run
         message = str(exc) if isinstance(exc, GanbenchError) else f"{type(exc).__name__}: {exc}"
         run.emit("warning", message=f"Quality metrics are off for the rest of this run: {message}")
-        if state is None:
-            state = _STATE[run] = object.__new__(_Periodic)
-        state.enabled = False
+        _STATE[run] = None
     return time.monotonic() - started

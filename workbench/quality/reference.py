@@ -13,6 +13,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -73,8 +74,19 @@ def _labelled(data, dataset: str, split: str):
     return data.images, data.labels.long()
 
 
-def labelled_splits(config: RunConfig, plugins: PluginSet, image_size: int):
-    """(train images, train labels, test images, test labels, classes, note) of the run's dataset."""
+class Splits(NamedTuple):
+    """The labelled images the classifier trains on and those it is tested and compared with."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: tuple[str, ...]
+    note: str | None
+
+
+def labelled_splits(config: RunConfig, plugins: PluginSet, image_size: int) -> Splits:
+    """The run's dataset as labelled train and held-out test images (halves when both splits are the same)."""
     from workbench.engine.run import load_images
 
     train = load_images(config, plugins, image_size, "train")
@@ -95,15 +107,15 @@ def labelled_splits(config: RunConfig, plugins: PluginSet, image_size: int):
     classes = tuple(train.classes) or tuple(str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1))
     if int(max(y_train.max(), y_test.max())) >= len(classes) or int(min(y_train.min(), y_test.min())) < 0:
         raise DataError(f'Dataset "{config.dataset}" has labels outside its {len(classes)} classes.')
-    return x_train, y_train, x_test, y_test, classes, note
+    return Splits(x_train, y_train, x_test, y_test, classes, note)
 
 
-def domain_classifier(config: RunConfig, x_train, y_train, x_test, y_test, classes, device: torch.device,
-                      split_note: str | None) -> TrainedClassifier:
+def domain_classifier(dataset: str, splits: Splits, device: torch.device) -> TrainedClassifier:
     """The dataset's classifier from the cache, or trained now (and cached) when there is none."""
+    x_train, y_train, x_test, y_test, classes, _ = splits
     side = classifier_side(x_train.shape[-1])
     fingerprint = _fingerprint(x_train, y_train, x_test, y_test)
-    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", config.dataset)
+    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", dataset)
     path = cache_home() / "quality" / f"{safe_name}-{side}px-v{VERSION}-{fingerprint}.safetensors"
     cached = load_classifier(path, device)
     if cached is not None:
@@ -114,7 +126,7 @@ def domain_classifier(config: RunConfig, x_train, y_train, x_test, y_test, class
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         net = train_classifier(x_train, y_train, len(classes), device)
     acc = accuracy(net, x_test, y_test, device)
-    trained = TrainedClassifier(net, acc, x_train.shape[0], x_test.shape[0], classes, config.dataset,
+    trained = TrainedClassifier(net, acc, x_train.shape[0], x_test.shape[0], classes, dataset,
                                 time.monotonic() - started, path)
     try:
         save_classifier(path, trained)
@@ -125,12 +137,12 @@ def domain_classifier(config: RunConfig, x_train, y_train, x_test, y_test, class
 
 def load_reference(config: RunConfig, plugins: PluginSet, image_size: int, device: torch.device) -> Reference:
     """Everything on the real side for a run whose generator makes ``image_size`` images of ``config.dataset``."""
-    x_train, y_train, x_test, y_test, classes, split_note = labelled_splits(config, plugins, image_size)
-    classifier = domain_classifier(config, x_train, y_train, x_test, y_test, classes, device, split_note)
-    side = classifier.net.side
+    splits = labelled_splits(config, plugins, image_size)
+    classifier = domain_classifier(config.dataset, splits, device)
+    side, x_test = classifier.net.side, splits.x_test
     # The generator learned images resized to image_size; the reference takes the same way to the classifier.
     images = resize_uint8(resize_uint8(x_test, image_size), side) if x_test.shape[-1] != image_size \
         else resize_uint8(x_test, side)
     features, logits = run_batches(classifier.net, images, device)
-    notes = [classifier.describe()] + ([split_note] if split_note else [])
-    return Reference(classifier, images, y_test, features, logits, notes)
+    notes = [classifier.describe()] + ([splits.note] if splits.note else [])
+    return Reference(classifier, images, splits.y_test, features, logits, notes)

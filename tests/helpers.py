@@ -1,0 +1,40 @@
+"""Helpers several test files share (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def install_plugin(site: Path, name: str, source: str) -> Path:
+    """A real third-party plugin: a module and a dist-info with a ``ganbench`` entry point, on PYTHONPATH."""
+    site.mkdir(exist_ok=True)
+    (site / f"{name}.py").write_text(source)
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[ganbench]\n{name} = {name}\n")
+    return site
+
+
+@contextlib.contextmanager
+def refusing_writes(folder: Path):
+    """Make ``folder`` refuse new files: chmod for a normal user; the immutable flag for root."""
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
+        pytest.skip("root ignores permissions and this file system has no immutable flag")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
