@@ -73,12 +73,17 @@ def test_bench_user_errors_are_one_sentence(cli, args, message):
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"image_folder": "no-such-folder", "name": "dcgan-64"}, ConfigError, "is not a folder"),
+    ({"image_folder": "flat", "name": "dcgan-64"}, ConfigError, "has none: pass the folder above it"),
     ({"dataset": "nope"}, PluginError, 'Unknown dataset "nope"'),
     ({"sets": ["log_every=5"]}, ConfigError, 'drop "--set log_every=5"'),
     ({"sets": ["ngf=8"]}, ConfigError, '"ngf" is not a setting of mlp_gan'),
 ])
 def test_bench_refuses_what_it_cannot_compare(plugins, tmp_path, kwargs, error, message):
     name = kwargs.pop("name", "mlp_gan")
+    if kwargs.get("image_folder") == "flat":  # JPEGs directly in the folder, as img_align_celeba holds them
+        kwargs["image_folder"] = tmp_path / "flat"
+        kwargs["image_folder"].mkdir()
+        (kwargs["image_folder"] / "000001.jpg").write_bytes(b"\xff\xd8")
     with pytest.raises(error, match=re.escape(message)):
         WorkloadBench(WORKLOADS[name], plugins, tmp_path, device="cpu", **kwargs)
 

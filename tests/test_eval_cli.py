@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import run_cli
+
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.inference import load_model
 from workbench.engine.rundir import RunDir
@@ -27,7 +27,7 @@ def runs(tmp_path_factory, plugins):
     env = {"GANBENCH_CACHE": str(cache)}
     common = ("--plugin", "mlp_gan", "--set", "sample_every=0", "--set", "eval_samples=2000")
     trained = run_cli("run", *common, "--steps", str(TRAINED_STEPS), "--name", "trained",
-                      "--set", f"eval_every={TRAINED_STEPS // 2}", cwd=root, env=env)
+                      "--set", f"eval_every={TRAINED_STEPS // 2}", cwd=root, env=env, timeout=900)
     assert trained.returncode == 0, trained.stderr
     untrained = run_cli("run", *common, "--steps", "1", "--name", "untrained", cwd=root, env=env)
     assert untrained.returncode == 0, untrained.stderr

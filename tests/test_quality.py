@@ -106,9 +106,9 @@ def test_coverage_flags_a_generator_stuck_on_one_class():
 # -- the domain classifier and the held-out split --------------------------------------------------
 
 def test_a_dataset_whose_splits_are_the_same_images_is_cut_into_two_disjoint_halves(splits, fashion_images):
-    x_train, y_train, x_test, y_test, classes, note = splits
-    assert x_train.shape[0] == x_test.shape[0] == 5000 and len(classes) == 10
-    assert "same images in both splits" in note
+    x_train, x_test = splits.x_train, splits.x_test
+    assert x_train.shape[0] == x_test.shape[0] == 5000 and len(splits.classes) == 10
+    assert "same images in both splits" in splits.note
 
     def rows(images):
         return sorted(hashlib.sha1(row.numpy().tobytes()).hexdigest() for row in images.reshape(images.shape[0], -1))
@@ -131,7 +131,7 @@ def test_the_classifier_is_trained_once_cached_on_disk_with_its_accuracy(evaluat
 
 
 def test_real_images_score_near_zero_noise_and_one_repeated_image_score_far(evaluator, splits):
-    x_train, _, x_test, *_ = splits
+    x_train, x_test = splits.x_train, splits.x_test
     real = evaluator.evaluate(x_train)  # the classifier's training half against the held-out half
     noise = evaluator.evaluate(torch.randint(0, 256, (5000, 1, 28, 28), dtype=torch.uint8,
                                              generator=torch.Generator().manual_seed(0)))
@@ -147,7 +147,7 @@ def test_real_images_score_near_zero_noise_and_one_repeated_image_score_far(eval
 
 
 def test_float_images_are_quantised_like_saved_samples(evaluator, splits):
-    x_test = splits[2][:2000]
+    x_test = splits.x_test[:2000]
     as_float = x_test.float() / 127.5 - 1  # what a generator returns
     assert evaluator.evaluate(as_float).metrics == evaluator.evaluate(x_test).metrics
 
@@ -200,8 +200,8 @@ def test_during_training_an_unusable_metric_warns_once_and_training_goes_on(unla
     assert prepare_run(config, unlabelled_plugins).train() == "completed"
     events = list(iter_events(tmp_path / "unlabelled" / "events.jsonl"))
     warnings = [e["message"] for e in events if e["type"] == "warning"]
-    assert warnings == ['Quality metrics are off for the rest of this run: The quality metrics need class labels, '
-                        'and dataset "unlabelled" has none in its train split.']
+    assert warnings == [("Quality metrics are off for the rest of this run: The quality metrics need class labels, "
+                         'and dataset "unlabelled" has none in its train split.')]
     assert not [e for e in events if e["type"] == "eval"]
 
 
@@ -234,7 +234,7 @@ def test_the_metric_plugin_of_the_guide_runs_beside_the_core_ones(quality_cache,
         config = build_config(plugins.registry, "mlp_gan", dataset="fashion-mnist-test")
         evaluator = Evaluator(plugins, config, 28, CPU, ["mean_gap", "fd"])
         black = evaluator.evaluate(torch.zeros(500, 1, 28, 28, dtype=torch.uint8))
-        real = evaluator.evaluate(splits[0][:500])
+        real = evaluator.evaluate(splits.x_train[:500])
         assert set(black.metrics) == {"mean_gap", "fd"} and real.metrics["mean_gap"] < 0.02 < black.metrics["mean_gap"]
     finally:
         del sys.modules[module.__name__]

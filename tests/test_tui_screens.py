@@ -125,6 +125,8 @@ async def test_finished_run_replays_and_new_eval_metrics_get_sparklines(tmp_path
     run = write_recorded_run(runs, "evals", fashion_images, steps=300, total_steps=300, evals=True)
     app = make_app(runs, plugins=plugins, poll_seconds=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, "the row")  # Enter before the rows load opens nothing
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.snapshot.step == 300,
                        "the replayed run")
@@ -168,6 +170,8 @@ async def test_without_colour_the_sample_grid_is_drawn_in_shades(tmp_path, plugi
     app = make_app(runs, plugins=plugins)
     assert app.no_color
     async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, "the row")  # Enter before the rows load opens nothing
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.snapshot.sample, "the sample")
         await pilot.pause(0.2)

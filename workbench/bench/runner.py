@@ -201,6 +201,10 @@ class WorkloadBench:
                 self.cache_env = str(self.workdir / "cache")  # the decoded copy of generated faces is temporary
             elif not Path(image_folder).is_dir():
                 raise ConfigError(f"--image-folder {image_folder} is not a folder.")
+            elif not any(p.is_dir() for p in Path(image_folder).iterdir()):
+                raise ConfigError(f"The tutorial's ImageFolder reads images from subfolders of --image-folder; "
+                                  f"{image_folder} has none: pass the folder above it (for CelebA, the one "
+                                  f"holding img_align_celeba).")
             self.config = build_config(plugins.registry, workload.model, dataset="folder", sets=sets, steps=total,
                                        device=device, seed=seed, runs_dir=str(self.workdir / "runs"),
                                        data_root=str(image_folder))

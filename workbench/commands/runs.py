@@ -21,9 +21,12 @@ def _num(value) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
+def _metric(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "-"
+
+
 def main(args) -> int:
     from workbench.engine.rundir import list_runs, summarize
-
     from workbench.quality.history import latest_metrics
 
     rows = [summarize(r) for r in list_runs(Path(args.runs_dir))]
@@ -52,7 +55,7 @@ def main(args) -> int:
         steps = f"{row['step']:,}" + (f"/{row['total_steps']:,}" if row["total_steps"] else "")
         cells = [row["name"], row["status"], row["model"]] + ([row["dataset"]] if wide else []) + \
             [row["loss"], steps, _num(row["d_loss"]), _num(row["g_loss"])] \
-            + ([_num(row["quality"].get(shown, {}).get("value"))] if shown else [])
+            + ([_metric(row["quality"].get(shown, {}).get("value"))] if shown else [])
         if wide:
             cells.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started"])) if row["started"] else "")
         grid.add_row(*cells)

@@ -1,11 +1,15 @@
 """Mode coverage: how the classifier sorts generated samples into the dataset's classes.
 
 A GAN that collapsed onto a few modes draws most samples from a few classes.
-A class counts as covered when it receives at least ``COVERED_SHARE`` of the
-share it has among the real held-out images; the KL divergence
-``KL(p_generated || p_real)`` of the two predicted class histograms is 0 for a
-perfect match and ``log(10) = 2.30`` for a generator stuck on one of ten
-balanced classes.
+A class counts as covered when it receives at least ``COVERED_SHARE`` (half)
+of the share the classifier gives it among the real held-out images. Half,
+because a classifier confuses similar classes and a lower bar counts classes
+that are merely confused with generated ones: real images of only T-shirts,
+trousers and pullovers cover six Fashion-MNIST classes at a tenth of their
+share, four at half (Shirt, which the classifier confuses with T-shirt, is
+still counted). The KL divergence ``KL(p_generated || p_real)`` of the two
+predicted class histograms is 0 for a perfect match and ``log(10) = 2.30``
+for a generator stuck on one of ten balanced classes.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-COVERED_SHARE = 0.1
+COVERED_SHARE = 0.5
 
 
 @dataclass

@@ -18,13 +18,18 @@ from workbench.registry import MetricSpec, Registry
 
 @dataclass
 class EvalResult:
-    """What one evaluation gave: ``metrics`` {name: float}, notes for people, plugin failures."""
+    """What one evaluation gave: ``metrics`` {name: float}, notes for people, plugin failures.
+
+    ``seconds`` is the whole evaluation; ``reference_seconds`` the part spent loading the real side
+    (reading the dataset, training or reading the classifier), which only the first evaluation pays.
+    """
 
     metrics: dict[str, float]
     notes: list[str]
     samples: int
     seconds: float
     errors: list[str] = field(default_factory=list)
+    reference_seconds: float = 0.0
 
 
 def select_metrics(registry: Registry, names: Sequence[str] | None = None) -> list[MetricSpec]:
@@ -68,16 +73,19 @@ class Evaluator:
         self.specs = select_metrics(plugins.registry, metrics)
         self.cache: dict[str, Any] = {}
         self._reference: Reference | None = None
+        self.reference_seconds = 0.0
 
     def reference(self) -> Reference:
         """The real side, loaded (and the classifier trained or read from the cache) on first use."""
         if self._reference is None:
+            started = time.monotonic()
             self._reference = load_reference(self.config, self.plugins, self.image_size, self.device)
+            self.reference_seconds = time.monotonic() - started
         return self._reference
 
     def evaluate(self, images: torch.Tensor) -> EvalResult:
         """Every selected metric of ``images`` (float in [-1, 1] or uint8, (N, C, H, W))."""
-        started = time.monotonic()
+        started, loaded_before = time.monotonic(), self._reference is not None
         ctx = MetricContext(to_uint8(images).cpu(), self)
         metrics: dict[str, float] = {}
         errors: list[str] = []
@@ -88,4 +96,5 @@ class Evaluator:
                 raise
             except Exception as exc:  # a broken metric plugin must not take the others down
                 errors.append(f'Metric "{spec.name}" failed: {type(exc).__name__}: {exc}')
-        return EvalResult(metrics, ctx.notes, int(images.shape[0]), time.monotonic() - started, errors)
+        loading = 0.0 if loaded_before or self._reference is None else self.reference_seconds
+        return EvalResult(metrics, ctx.notes, int(images.shape[0]), time.monotonic() - started, errors, loading)

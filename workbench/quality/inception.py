@@ -91,6 +91,6 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: i
         x = real[torch.randperm(real.shape[0], generator=gen)[:m]]
         y = fake[torch.randperm(fake.shape[0], generator=gen)[:m]]
         kxx, kyy, kxy = ((a @ b.T / dim + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
-        off = lambda k: (k.sum() - k.diagonal().sum()) / (m * (m - 1))  # noqa: E731
+        off = lambda k: (k.sum() - k.diagonal().sum()) / (m * (m - 1))
         total += float(off(kxx) + off(kyy) - 2 * kxy.mean())
     return total / subsets

@@ -22,8 +22,15 @@ from workbench.datapaths import cache_home
 from workbench.engine.data import resize_uint8
 from workbench.errors import DataError
 from workbench.plugins import PluginSet
-from workbench.quality.classifier import VERSION, TrainedClassifier, accuracy, load_classifier, run_batches, \
-    save_classifier, train_classifier
+from workbench.quality.classifier import (
+    VERSION,
+    TrainedClassifier,
+    accuracy,
+    load_classifier,
+    run_batches,
+    save_classifier,
+    train_classifier,
+)
 
 MAX_SIDE = 64
 SPLIT_SEED = 1234
