@@ -39,15 +39,16 @@ def test_bench_prints_both_rates_the_ratio_and_the_device_and_writes_the_compari
     match = RATIO_LINE.search(result.stderr)  # with --json the progress and ratio lines go to stderr
     assert match, result.stderr
     classic, engine, ratio = (float(g.replace(",", "")) for g in match.groups())
-    assert classic > 0 and engine > 0
-    assert ratio == pytest.approx(engine / classic, rel=0.02)
+    assert classic > 0 and engine > 0 and ratio > 0
     assert "repeat 2/2" in result.stderr
     summary = json.loads(result.stdout)
     assert summary["device"].startswith("cpu (1 threads)")
     (mlp,) = summary["results"]
     assert mlp["workload"] == "mlp_gan" and mlp["steps"] == 6 and mlp["batch_size"] == 64
     assert len(mlp["classic_images_per_s"]) == len(mlp["ganbench_images_per_s"]) == 2
-    assert mlp["ratio"] == pytest.approx(mlp["ganbench_median"] / mlp["classic_median"], rel=1e-3)
+    pairs = [e / c for c, e in zip(mlp["classic_images_per_s"], mlp["ganbench_images_per_s"])]
+    assert mlp["ratios"] == pytest.approx(pairs, rel=1e-3)
+    assert mlp["ratio"] == pytest.approx(sum(pairs) / 2, rel=1e-3)  # the median of two
     folder = out / "mlp_gan"
     rows = (folder / "losses.csv").read_text().splitlines()
     assert rows[0] == "step,classic_d_loss,classic_g_loss,ganbench_d_loss,ganbench_g_loss"

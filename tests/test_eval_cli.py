@@ -24,7 +24,8 @@ def runs(tmp_path_factory, plugins):
     cache = tmp_path_factory.getbasetemp() / "quality-cache"  # shared with test_quality.py: one classifier
     cache.mkdir(exist_ok=True)
     root = tmp_path_factory.mktemp("eval-runs")
-    env = {"GANBENCH_CACHE": str(cache)}
+    # one thread: two-thread OpenMP processes on a shared 2-core machine slow each other down many times over
+    env = {"GANBENCH_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     common = ("--plugin", "mlp_gan", "--set", "sample_every=0", "--set", "eval_samples=2000")
     trained = run_cli("run", *common, "--steps", str(TRAINED_STEPS), "--name", "trained",
                       "--set", f"eval_every={TRAINED_STEPS // 2}", cwd=root, env=env, timeout=900)

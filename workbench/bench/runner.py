@@ -4,7 +4,8 @@ Both paths start from the same initial weights (the engine's, loaded into the
 classic networks), train on the same images with the same batch size and
 hyper-parameters, and are timed over the same number of steps after the same
 warm-up. With ``repeats`` > 1 the order alternates (classic first, then
-ganbench first, ...) and the median rate of each path is reported.
+ganbench first, ...); the median rate of each path and the median of the
+per-repeat ratios are reported.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ from workbench.errors import ConfigError, GanbenchError
 
 @dataclass
 class PathTiming:
-    """One timed run of one path: images per second after warm-up, and the loss of every step."""
+    """One timed run of one path: images per second after warm-up, and its losses.
+
+    ``losses`` holds (step, D loss, G loss): every step for the classic loop, the mean of each log
+    window (ending at that step) for the engine.
+    """
 
     path: str
     images: int
     seconds: float
-    losses: list[tuple[int, float, float]]  # (last step of the window, D loss, G loss)
+    losses: list[tuple[int, float, float]]
 
     @property
     def images_per_s(self) -> float:
@@ -66,8 +71,15 @@ class WorkloadResult:
         return statistics.median(t.images_per_s for t in self.engine)
 
     @property
+    def ratios(self) -> list[float]:
+        """ganbench's rate over the classic rate in each repeat, the two measured back to back."""
+        return [e.images_per_s / c.images_per_s for c, e in zip(self.classic, self.engine)]
+
+    @property
     def ratio(self) -> float:
-        return self.engine_rate / self.classic_rate
+        """The median of the per-repeat ratios: on a shared machine the load drifts between repeats,
+        less within one."""
+        return statistics.median(self.ratios)
 
     def curves(self) -> list[tuple[int, float, float, float, float]]:
         """(step, classic D, classic G, ganbench D, ganbench G), both averaged over the engine's log windows."""
