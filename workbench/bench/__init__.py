@@ -4,7 +4,8 @@
 ``aae.py`` and the PyTorch DCGAN tutorial as those scripts write them
 (torchvision datasets with per-sample transforms in a DataLoader, NumPy noise,
 a Sigmoid and ``BCELoss``, ``.item()`` and a print every batch). ``classic_data``
-prepares their data from the very images the engine trains on; ``engine_path``
-times the real engine; ``workloads`` names the four measured cases and
-``runner`` runs both paths in one process. ``ganbench bench`` is the front end.
+feeds them the very images the engine trains on; ``workloads`` names the four
+measured cases; ``runner`` times both paths in one process (the engine through
+``prepare_run`` and ``Run.train``); ``report`` prints and writes the results.
+``ganbench bench`` (``workbench.commands.bench``) is the front end.
 """

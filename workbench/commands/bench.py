@@ -76,11 +76,12 @@ def main(args) -> int:
     with tempfile.TemporaryDirectory(prefix="ganbench-bench-") as workdir:
         for name in names:
             workload = WORKLOADS[name]
-            bench = WorkloadBench(workload, plugins, Path(workdir) / name, device=args.device,
-                                  warmup=args.warmup if args.warmup is not None else workload.default_warmup(device.type), steps=args.steps,
-                                  batch_size=args.batch_size, dataset=args.dataset if not workload.faces else None,
-                                  image_folder=Path(args.image_folder) if args.image_folder and workload.faces
-                                  else None, seed=args.seed, sets=args.sets)
+            warmup = args.warmup if args.warmup is not None else workload.default_warmup(device.type)
+            folder = Path(args.image_folder) if args.image_folder and workload.faces else None
+            bench = WorkloadBench(workload, plugins, Path(workdir) / name, device=args.device, warmup=warmup,
+                                  steps=args.steps, batch_size=args.batch_size,
+                                  dataset=None if workload.faces else args.dataset, image_folder=folder,
+                                  seed=args.seed, sets=args.sets)
             say(f"{name}: {workload.script} vs ganbench {workload.model}, {bench.dataset}, batch "
                 f"{bench.hp['batch_size']}, {bench.warmup} warm-up + {bench.steps} timed steps")
             result = bench.measure(args.repeats, report=say)
