@@ -63,28 +63,21 @@ def test_runs_browser(snap_compare, recorded, plugins):
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
 
+async def _open_first_run(pilot):
+    """Open the newest recorded run and wait until its whole history is replayed."""
+    app = pilot.app
+    await _until(pilot, lambda: app.screen.query_one("DataTable").row_count == 3)
+    await pilot.press("enter")
+    await _until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.snapshot.step == 600
+                 and len(app.screen.query("MetricLine")) == 6)
+
+
 def test_finished_run(snap_compare, recorded, plugins):
-    app = make_app("runs", plugins=plugins)
-
-    async def open_first(pilot):
-        await _until(pilot, lambda: app.screen.query_one("DataTable").row_count == 3)
-        await pilot.press("enter")
-        await _until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.snapshot.step == 600
-                     and len(app.screen.query("MetricLine")) == 6)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=open_first)
+    assert snap_compare(make_app("runs", plugins=plugins), terminal_size=(80, 24), run_before=_open_first_run)
 
 
 def test_finished_run_on_a_large_terminal(snap_compare, recorded, plugins):
-    app = make_app("runs", plugins=plugins)
-
-    async def open_first(pilot):
-        await _until(pilot, lambda: app.screen.query_one("DataTable").row_count == 3)
-        await pilot.press("enter")
-        await _until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.snapshot.step == 600
-                     and len(app.screen.query("MetricLine")) == 6)
-
-    assert snap_compare(app, terminal_size=(140, 44), run_before=open_first)
+    assert snap_compare(make_app("runs", plugins=plugins), terminal_size=(140, 44), run_before=_open_first_run)
 
 
 def test_new_run_form(snap_compare, recorded, plugins):

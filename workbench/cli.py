@@ -7,6 +7,7 @@ bare ``ganbench`` loads the terminal UI.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -57,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def open_workbench(args) -> int:
     """The terminal workbench (``workbench.tui``). Without textual installed, say so and show the commands."""
-    try:
-        import textual  # noqa: F401
-    except ModuleNotFoundError:
+    if importlib.util.find_spec("textual") is None:
         build_parser().print_help()
         print("\nThe workbench needs textual (pip install textual); the commands above work without it.",
               file=sys.stderr)
