@@ -26,6 +26,12 @@ def metrics_text(event: Event) -> str:
             f"D(x) {event['d_real']:.3f}  D(G(z)) {event['d_fake']:.3f}  {event['images_per_s']:,.0f} img/s")
 
 
+def eval_text(event: Event) -> str:
+    """The quality metrics of an ``eval`` event, e.g. ``fd 14.7  classes_covered 10``."""
+    return "  ".join(f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}"
+                     for name, value in event.get("metrics", {}).items())
+
+
 class PlainProgress:
     """Timestamped lines, rate-limited, for logs that are not a terminal."""
 
@@ -52,6 +58,8 @@ class PlainProgress:
                 self._line(f"epoch {event['epoch'] + 1} step {event['step']:,}/{self.total:,}  {metrics_text(event)}")
         elif kind in ("sample", "checkpoint"):
             self._line(f"{kind} written: {event['path']}")
+        elif kind == "eval":
+            self._line(f"quality at step {event['step']:,}: {eval_text(event)}")
         elif kind in ("warning", "error", "paused", "resumed"):
             self._line(f"{kind}: {event.get('message', 'step ' + str(event.get('step')))}")
         elif kind == "run_end":
@@ -92,6 +100,8 @@ class RichProgress:
         elif kind == "epoch_end":
             progress.update(self.epoch_task, completed=event["epoch"] + 1)
             progress.reset(self.batch_task, total=self.spe, info=progress.tasks[self.batch_task].fields["info"])
+        elif kind == "eval":
+            self.console.print(f"quality at step {event['step']:,}: {eval_text(event)}", highlight=False)
         elif kind in ("warning", "error"):
             self.console.print(f"[yellow]{kind}:[/] {event['message']}")
         elif kind == "checkpoint":
