@@ -16,6 +16,16 @@ from workbench.plugins import load_plugins
 SHIPPED = Path(__file__).resolve().parent.parent / "plugins" / "data"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): tests that
+    check results, not speed, run many times slower with two spinning OpenMP threads on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def plugins():
     """The installed plugins, loaded once."""

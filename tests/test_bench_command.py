@@ -9,7 +9,6 @@ import json
 import re
 
 import pytest
-import torch
 
 from workbench.bench import report
 from workbench.bench.runner import WorkloadBench
@@ -21,14 +20,7 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 RATIO_LINE = re.compile(r"^mlp_gan: classic ([\d,.]+) images/s, ganbench ([\d,.]+) images/s, ratio ([\d.]+)x "
                         r"on cpu \(1 threads\)", re.M)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these tests check results, not speed, and tiny ops on a shared 2-core machine
-    run many times slower with two spinning OpenMP threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bench_prints_both_rates_the_ratio_and_the_device_and_writes_the_comparison(cli, tmp_path):

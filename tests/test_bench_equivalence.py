@@ -23,14 +23,7 @@ STEPS = 3
 SEED = 123
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these tests check results, not speed, and tiny ops on a shared 2-core machine
-    run many times slower with two spinning OpenMP threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batches(fashion_images, size: int, channels: int, batch: int) -> list[torch.Tensor]:
