@@ -86,6 +86,8 @@ class AAE(GanModel):
     def generate(self, z):
         return self.decoder(z)
 
+    cuda_graph_safe = True  # the same tensor work every step
+
     def train_step(self, real: torch.Tensor, loss: AdversarialLoss) -> Metrics:
         w = self.hp["adv_weight"]
         # (1) Update the autoencoder: fool D with the code, reconstruct the image.

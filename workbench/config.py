@@ -28,6 +28,8 @@ ENGINE_PARAMS = (
                choices=("none", "bf16")),
     HyperParam("compile", "str", "off", "torch.compile each network: off, or on (slow first steps, needs a C "
                "compiler)", choices=("off", "on")),
+    HyperParam("cuda_graphs", "str", "auto", "replay the training step as one CUDA graph: auto (on CUDA, for "
+               "models that declare their step graph-safe), on, or off", choices=("auto", "on", "off")),
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

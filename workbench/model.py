@@ -51,6 +51,10 @@ class GanModel:
     """
 
     channels_last = False  # convolutional models run faster in NHWC on CPU and GPU
+    # True: train_step does the same tensor work every step (no Python branch on values or on the step
+    # number, no host sync), so the engine may replay it as a CUDA graph. Only trusted when declared by
+    # the class that defines train_step (see workbench.engine.graphs.graph_safe).
+    cuda_graph_safe = False
 
     def __init__(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], latent_dim: int):
         self.networks = networks
@@ -122,6 +126,8 @@ class TwoNetworkGAN(GanModel):
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         return self.G(z)
+
+    cuda_graph_safe = True
 
     def train_step(self, real: torch.Tensor, loss: AdversarialLoss) -> Metrics:
         fake = self.G(self.draw_noise(real.shape[0], real.device))

@@ -50,11 +50,22 @@ class DeviceImages:
     def order(self, epoch: int) -> torch.Tensor:
         """The permutation of epoch ``epoch``, the same on every machine and every resume."""
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.images.shape[0], generator=gen).to(self.device)
+        order = torch.randperm(self.images.shape[0], generator=gen)
+        if self.device.type == "cuda":  # from pinned memory the copy does not wait for the queued steps
+            return order.pin_memory().to(self.device, non_blocking=True)
+        return order.to(self.device)
+
+    def batch_indices(self, epoch: int, start: int = 0):
+        """Yield the index tensors (on the device) of the batches of ``epoch`` from batch index ``start`` on."""
+        order, size = self.order(epoch), self.batch_size
+        for b in range(start, self.steps_per_epoch):
+            yield order[b * size:(b + 1) * size]
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        """The images at ``idx`` as float in [-1, 1], in the model's memory format (all on the device)."""
+        return self.images[idx].to(memory_format=self.memory_format).float().mul_(2 / 255).sub_(1)
 
     def batches(self, epoch: int, start: int = 0):
         """Yield the batches of ``epoch`` from batch index ``start`` on."""
-        order, size = self.order(epoch), self.batch_size
-        for b in range(start, self.steps_per_epoch):
-            batch = self.images[order[b * size:(b + 1) * size]]
-            yield batch.to(memory_format=self.memory_format).float().mul_(2 / 255).sub_(1)
+        for idx in self.batch_indices(epoch, start):
+            yield self.take(idx)

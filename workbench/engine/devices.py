@@ -53,15 +53,22 @@ def tune_backends(device: torch.device, engine: dict | None = None) -> None:
     if amp != "none" and device.type != "cuda":
         raise ConfigError(f"amp={amp} needs a CUDA GPU: on {device.type} bf16 autocast is slower than float32 "
                           f"(about 20x on a 2-core CPU), so train there with amp=none.")
+    if (engine or {}).get("cuda_graphs") == "on" and device.type != "cuda":
+        raise ConfigError(f"cuda_graphs=on needs a CUDA GPU; this run trains on {device.type}, so use "
+                          f"cuda_graphs=auto or off.")
     if amp == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"amp=bf16 needs a GPU with bfloat16 support; {torch.cuda.get_device_name(device)} "
                           f"has none, so train with amp=none.")
 
 
-def autocast_context(device: torch.device, amp: str = "none"):
-    """The mixed-precision context for the training step, chosen once: ``nullcontext()`` unless amp=bf16 on CUDA."""
+def autocast_context(device: torch.device, amp: str = "none", graphed: bool = False):
+    """The mixed-precision context for the training step, chosen once: ``nullcontext()`` unless amp=bf16 on CUDA.
+
+    A step replayed as a CUDA graph must not keep autocast's cache of bf16 weight copies between
+    steps (PyTorch's CUDA-graph notes), so ``graphed`` turns the cache off.
+    """
     if amp == "bf16" and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=not graphed)
     return contextlib.nullcontext()
 
 

@@ -27,9 +27,10 @@ from workbench.engine.data import DeviceImages, resize_uint8
 from workbench.engine.devices import autocast_context, compile_networks, describe_device, pick_device, tune_backends
 from workbench.engine.divergence import MAX_SKIPS_IN_A_ROW, FailureWatch, LossWindow, StepGuard
 from workbench.engine.events import Event, EventLog, make_event
+from workbench.engine.graphs import GraphedStep, use_graphs
 from workbench.engine.lock import RunLock, acquire_run_lock
 from workbench.engine.rundir import RunDir, create_run_dir
-from workbench.engine.samples import generate, save_grid
+from workbench.engine.samples import GridWriter, generate
 from workbench.errors import CheckpointError, ConfigError, DataError, DiskError, GanbenchError, PluginError
 from workbench.plugins import PluginSet
 from workbench.registry import DataRequest, ImageData
@@ -65,6 +66,8 @@ class Run:
         self.end_message = ""
         self.watch = FailureWatch(getattr(loss, "name", config.loss))  # a loss derived from bce shares its scale
         self.skipped: list[int] = []  # steps undone by on_nan=skip since the last log
+        self.grids = GridWriter()  # sample grids are encoded and written while training goes on
+        self.graphed = use_graphs(config.engine["cuda_graphs"], device, model)  # the step as one CUDA graph
 
     # -- events -------------------------------------------------------------
     def emit(self, type_: str, **fields: Any) -> Event:
@@ -125,18 +128,24 @@ class Run:
         self.notify("ganbench_checkpoint_written", path=path, step=self.step)
         return path
 
-    def save_samples(self) -> Path:
-        """Write the fixed-noise grid of this step; raises DiskError when the disk refuses."""
+    def save_samples(self) -> None:
+        """Start writing the fixed-noise grid of this step in the background; ``collect_samples`` reports it."""
         path = self.dir.samples / f"step-{self.step:08d}.png"
-        try:
-            save_grid(generate(self.model, self.fixed_noise), path)
-        except OSError as exc:
-            raise DiskError(f"Could not write the sample grid {path}: {exc.strerror or exc}; "
-                            f"{self.checkpoint_note()}.") from None
+        self.grids.submit(generate(self.model, self.fixed_noise), path, self.step, self.epoch)
         self.last_sample_step = self.step
-        self.emit("sample", step=self.step, epoch=self.epoch, path=str(path))
-        self.notify("ganbench_sample_written", path=path, step=self.step)
-        return path
+
+    def collect_samples(self, wait: bool = False) -> None:
+        """Emit the events of the grids written since the last call (waiting for all with ``wait``);
+        raises DiskError (one sentence) for a grid the disk refused."""
+        for grid in self.grids.finished(wait):
+            exc = grid.future.exception()
+            if isinstance(exc, OSError):
+                raise DiskError(f"Could not write the sample grid {grid.path}: {exc.strerror or exc}; "
+                                f"{self.checkpoint_note()}.")
+            if exc is not None:
+                raise exc
+            self.emit("sample", step=grid.step, epoch=grid.epoch, path=str(grid.path))
+            self.notify("ganbench_sample_written", path=grid.path, step=grid.step)
 
     def checkpoint_note(self) -> str:
         """Where the user's work stands: 'the checkpoint of step N is intact', for the end-of-run sentences."""
@@ -219,15 +228,13 @@ class Run:
         model.train()
         window = LossWindow(engine["log_every"], len(METRIC_KEYS), self.device)
         guard = StepGuard(model) if engine["on_nan"] == "skip" else None
-        autocast = autocast_context(self.device, engine["amp"])  # chosen once: nullcontext() unless bf16 on CUDA
+        train_step = self._step_function()
         last_log_step, last_log = self.step, time.monotonic()
         while self.step < self.total_steps:
-            for real in self.data.batches(self.epoch, self.batch):
+            for idx in self.data.batch_indices(self.epoch, self.batch):
                 if guard is not None:
                     guard.save()
-                with autocast:
-                    metrics = model.train_step(real, loss)
-                values = torch.stack([metrics[k].float() for k in METRIC_KEYS])
+                values = train_step(idx)
                 self.step += 1
                 self.batch += 1
                 if guard is None or guard.accept(values):
@@ -252,11 +259,14 @@ class Run:
                         return "diverged", diverged
                 if due_sample:
                     self.save_samples()
+                if self.grids.pending:
+                    self.collect_samples()
                 if engine["eval_every"] and self.step % engine["eval_every"] == 0:
                     from workbench.quality.periodic import evaluate_during_training
                     last_log += evaluate_during_training(self)  # its seconds stay out of images/s
                 if due_checkpoint:
                     control.checkpoint_requested = False
+                    self.collect_samples(wait=True)  # a grid the disk refused ends the run before a checkpoint
                     self.save_checkpoint()
                 if control.paused:
                     self._wait_while_paused()
@@ -268,6 +278,24 @@ class Run:
             if control.stop_requested:
                 return control.stop_reason, f"Stopped at step {self.step} of {self.total_steps}."
         return "completed", f"Completed {self.step} steps."
+
+    def _step_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """One training step on the batch at the given indices, returning the metrics as one device tensor;
+        replayed as a CUDA graph when ``self.graphed``."""
+        model, loss, data = self.model, self.loss, self.data
+        autocast = autocast_context(self.device, self.config.engine["amp"], self.graphed)
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            real = data.take(idx)
+            with autocast:
+                metrics = model.train_step(real, loss)
+            return torch.stack([metrics[k].float() for k in METRIC_KEYS])
+
+        if not self.graphed:
+            return step
+        return GraphedStep(step, data.batch_size, model, self.device,
+                           on_fallback=lambda message: self.emit("warning", message=message),
+                           strict=self.config.engine["cuda_graphs"] == "on")
 
     def _log_window(self, window: LossWindow, since_step: int, seconds: float) -> str | None:
         """Emit the metrics of the steps since ``since_step``; return a divergence sentence, or None."""
@@ -315,6 +343,7 @@ class Run:
             try:
                 if self.last_sample_step != self.step:
                     self.save_samples()
+                self.collect_samples(wait=True)
                 if self.last_checkpoint_step != self.step:
                     self.save_checkpoint()
             except GanbenchError as exc:
@@ -323,6 +352,9 @@ class Run:
                 reason = "failed"
                 message = f"Could not write to the run directory {self.dir.path}: {exc.strerror or exc}; " \
                           f"{self.checkpoint_note()}."
+        else:
+            with contextlib.suppress(GanbenchError, OSError):  # the grids already started still get their events
+                self.collect_samples(wait=True)
         self.end_message = message
         # On a full disk these writes may fail too; the console has still been told, and the lock says the
         # process is gone, so the run reads as crashed and resumes from its last checkpoint.
@@ -348,7 +380,8 @@ class Run:
         self._release()
 
     def _release(self) -> None:
-        """Close the event log and give up the run lock."""
+        """Finish the grid writes, close the event log and give up the run lock."""
+        self.grids.close()
         if self.log is not None:
             self.log.close()
         if self.lock is not None:
@@ -451,6 +484,9 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         raise
     except Exception as exc:  # ValueError from the plugin's own checks, or a plugin bug: one sentence either way
         raise ConfigError(f"{config.model} cannot be built with these settings: {type(exc).__name__}: {exc}.") from None
+    if config.engine["compile"] == "on" and device.type == "cuda":
+        # inductor (torch 2.11) expects channels_last weight gradients where cuDNN returns contiguous ones
+        model.channels_last = False
     model.to(device)
     model.make_optimizers()
     compile_networks(model, config.engine["compile"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,3 +42,57 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as tmp:
         save_image(images.cpu(), str(tmp), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2, format="png")
+
+
+@dataclass
+class PendingGrid:
+    """A sample grid being written: where, for which step, and the write's outcome."""
+
+    path: Path
+    step: int
+    epoch: int
+    future: Future
+
+
+class GridWriter:
+    """Writes sample grids on a background thread, so training does not wait for PNG encoding and fsync.
+
+    The images leave the GPU by an asynchronous copy into pinned memory; the
+    thread waits for that copy, not the training loop. ``finished`` hands back
+    the grids whose writes ended, in order.
+    """
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganbench-samples")
+        self.pending: list[PendingGrid] = []
+
+    def submit(self, images: torch.Tensor, path: Path, step: int, epoch: int) -> None:
+        ready = None
+        if images.device.type == "cuda":
+            host = torch.empty(images.shape, dtype=images.dtype, pin_memory=True)
+            host.copy_(images, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+            images = host
+        future = self._pool.submit(_write_when_ready, images, ready, path)
+        self.pending.append(PendingGrid(path, step, epoch, future))
+
+    def finished(self, wait: bool = False) -> list[PendingGrid]:
+        """The grids whose writes ended since the last call, in order (all of them, waiting, with ``wait``);
+        a failed write's exception is in its ``future``."""
+        done = []
+        while self.pending and (wait or self.pending[0].future.done()):
+            grid = self.pending.pop(0)
+            grid.future.exception()  # waits for the write
+            done.append(grid)
+        return done
+
+    def close(self) -> None:
+        """Let the writes under way finish; refuse new ones."""
+        self._pool.shutdown(wait=True)
+
+
+def _write_when_ready(images: torch.Tensor, ready, path: Path) -> None:
+    if ready is not None:
+        ready.synchronize()
+    save_grid(images, path)
