@@ -18,7 +18,7 @@ from workbench.errors import ConfigError, PluginError
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 RATIO_LINE = re.compile(r"^mlp_gan: classic ([\d,.]+) images/s, ganbench ([\d,.]+) images/s, ratio ([\d.]+)x "
-                        r"on cpu \(1 threads\)", re.M)
+                        r"on cpu \(1 thread\), ", re.M)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,7 +34,7 @@ def test_bench_prints_both_rates_the_ratio_and_the_device_and_writes_the_compari
     assert classic > 0 and engine > 0 and ratio > 0
     assert "repeat 2/2" in result.stderr
     summary = json.loads(result.stdout)
-    assert summary["device"].startswith("cpu (1 threads)")
+    assert summary["device"].startswith("cpu (1 thread), ")  # one thread, and the processor
     (mlp,) = summary["results"]
     assert mlp["workload"] == "mlp_gan" and mlp["steps"] == 6 and mlp["batch_size"] == 64
     assert len(mlp["classic_images_per_s"]) == len(mlp["ganbench_images_per_s"]) == 2
