@@ -29,13 +29,7 @@ from workbench.model import TwoNetworkGAN
 STEPS = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: results, not speed, are checked here, on a possibly shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # results, not speed, are checked here
 
 
 def _small_gan() -> TwoNetworkGAN:
