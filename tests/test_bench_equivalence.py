@@ -51,13 +51,19 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_classic_loop_and_engine_step_compute_the_same_updates(name, plugins, fashion_images, tmp_path):
+def _case(name: str, plugins):
+    """The workload, its model spec, the hyper-parameters both paths use, and the image shape."""
     workload = WORKLOADS[name]
-    overrides, channels, batch, noise = CASES[name]
+    overrides, channels, batch, _ = CASES[name]
     spec = plugins.registry.model(workload.model)
     hp = {**spec.defaults(), **workload.hyperparams, **overrides, "batch_size": batch}
-    shape = (channels, hp["image_size"], hp["image_size"])
+    return workload, spec, hp, (channels, hp["image_size"], hp["image_size"])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_classic_loop_and_engine_step_compute_the_same_updates(name, plugins, fashion_images, tmp_path):
+    workload, spec, hp, shape = _case(name, plugins)
+    _, channels, batch, noise = CASES[name]
     torch.manual_seed(0)
     engine = spec.build(hp, shape)
     engine.to(torch.device("cpu"))
@@ -105,11 +111,8 @@ def test_classic_loop_and_engine_step_compute_the_same_updates(name, plugins, fa
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_training_really_moved_every_network(name, plugins, fashion_images, tmp_path):
     """Guards the test above against passing vacuously: the classic loop changes every network's weights."""
-    workload = WORKLOADS[name]
-    overrides, channels, batch, _ = CASES[name]
-    spec = plugins.registry.model(workload.model)
-    hp = {**spec.defaults(), **workload.hyperparams, **overrides, "batch_size": batch}
-    shape = (channels, hp["image_size"], hp["image_size"])
+    workload, _, hp, shape = _case(name, plugins)
+    _, channels, batch, _ = CASES[name]
     classic = workload.classic(hp, shape, torch.device("cpu"), tmp_path)
     before = {k: [p.detach().clone() for p in net.parameters()] for k, net in classic.networks.items()}
     batches = _batches(fashion_images, hp["image_size"], channels, batch)

@@ -26,14 +26,14 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs nee
 CORE = [("mlp_gan", []), ("aae", []), ("dcgan", ["image_size=32", "ngf=16", "ndf=16"])]
 
 
-class EveryFifthStep(TwoNetworkGAN):
+class OverridesTheStep(TwoNetworkGAN):
     """Overrides ``train_step`` (which might branch in Python) without declaring it graph-safe."""
 
     def train_step(self, real, loss):
         return super().train_step(real, loss)
 
 
-class DeclaredSafe(EveryFifthStep):
+class DeclaredSafe(OverridesTheStep):
     cuda_graph_safe = True
 
     def train_step(self, real, loss):
@@ -44,12 +44,12 @@ def test_only_a_class_that_defines_the_step_can_declare_it_graph_safe():
     g, d = nn.Linear(2, 4), nn.Linear(4, 1)
     assert graph_safe(TwoNetworkGAN(g, d, {}, latent_dim=2))
     assert graph_safe(AAE((1, 8, 8), {"latent_dim": 2, "adv_weight": 0.5}))
-    assert not graph_safe(EveryFifthStep(g, d, {}, latent_dim=2))  # overrides train_step, declares nothing
+    assert not graph_safe(OverridesTheStep(g, d, {}, latent_dim=2))  # overrides train_step, declares nothing
     assert graph_safe(DeclaredSafe(g, d, {}, latent_dim=2))
 
 
 def test_graphs_are_used_on_cuda_only_and_as_asked():
-    safe, unsafe = TwoNetworkGAN(nn.Linear(2, 4), nn.Linear(4, 1), {}, 2), EveryFifthStep(nn.Linear(2, 4),
+    safe, unsafe = TwoNetworkGAN(nn.Linear(2, 4), nn.Linear(4, 1), {}, 2), OverridesTheStep(nn.Linear(2, 4),
                                                                                            nn.Linear(4, 1), {}, 2)
     gpu, cpu = torch.device("cuda"), torch.device("cpu")
     assert use_graphs("auto", gpu, safe) and not use_graphs("auto", gpu, unsafe)
@@ -99,9 +99,9 @@ def deterministic_cudnn():
     torch.backends.cudnn.deterministic = saved
 
 
-def _run(plugins, tmp_path, model, sets, graphs, steps, name=None, **kw):
+def _run(plugins, tmp_path, model, sets, graphs, steps, name=None):
     config = build_config(plugins.registry, model, sets=sets + [f"cuda_graphs={graphs}", "log_every=4"],
-                          steps=steps, device="cuda", runs_dir=str(tmp_path / graphs), seed=3, **kw)
+                          steps=steps, device="cuda", runs_dir=str(tmp_path / graphs), seed=3)
     config.name = name
     return prepare_run(config, plugins)
 

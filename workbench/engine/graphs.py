@@ -79,19 +79,15 @@ class GraphedStep:
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         self.idx.copy_(idx, non_blocking=True)
+        if self.graph is None and not self.eager:
+            self.calls += 1
+            if self.calls <= WARMUP_STEPS:
+                return self._on_capture_stream(lambda: self.step(self.idx))
+            self._capture()  # sets self.graph, or self.eager when the capture fails
         if self.graph is not None:
             self.graph.replay()
             return self.values
-        if self.eager:
-            return self.step(self.idx)
-        self.calls += 1
-        if self.calls <= WARMUP_STEPS:
-            return self._on_capture_stream(lambda: self.step(self.idx))
-        self._capture()
-        if self.graph is None:
-            return self.step(self.idx)
-        self.graph.replay()
-        return self.values
+        return self.step(self.idx)
 
     def _on_capture_stream(self, fn):
         """Run ``fn`` on the side stream the capture uses, ordered after everything queued before it."""
@@ -109,14 +105,13 @@ class GraphedStep:
                   if "capturable" in g]
         for group, _ in groups:  # fused Adam keeps its step counts on the device already
             group["capturable"] = True
-        generators = [torch.cuda.default_generators[self.device.index or 0]]
-        if model.noise is not None and model.noise.device.type == "cuda":
-            generators.append(model.noise)
+        noise = model.noise if model.noise is not None and model.noise.device.type == "cuda" else None
+        generators = [torch.cuda.default_generators[self.device.index or 0]] + ([noise] if noise else [])
         positions = [(gen, gen.clone_state()) for gen in generators]
         graph = torch.cuda.CUDAGraph()
         try:
-            if len(generators) > 1:
-                graph.register_generator_state(model.noise)
+            if noise is not None:
+                graph.register_generator_state(noise)
             torch.cuda.synchronize(self.device)
             with torch.cuda.graph(graph, stream=self.stream):
                 values = self.step(self.idx)

@@ -18,13 +18,10 @@ def resolve_checkpoint(path: Path) -> Path:
     """A checkpoint file, or the latest checkpoint of a run directory."""
     path = Path(path)
     if path.is_dir():
-        latest = RunDir(path).latest
-        if not latest.is_file():
-            steps = sorted(RunDir(path).checkpoints.glob("step-*.safetensors"))
-            if not steps:
-                raise CheckpointError(f"{path} holds no checkpoint.")
-            latest = steps[-1]
-        return latest
+        newest = RunDir(path).newest_checkpoint()
+        if newest is None:
+            raise CheckpointError(f"{path} holds no checkpoint.")
+        return newest
     return path
 
 

@@ -121,7 +121,7 @@ class Run:
         self.last_checkpoint_step = self.step
         self.dir.write_state(step=self.step, checkpoint_step=self.step)  # what a crash from here on leaves
         keep = self.config.engine["keep_checkpoints"]
-        for old in sorted(self.dir.checkpoints.glob("step-*.safetensors"))[:-keep]:
+        for old in self.dir.step_checkpoints()[:-keep]:
             with contextlib.suppress(OSError):
                 old.unlink()
         self.emit("checkpoint", step=self.step, epoch=self.epoch, path=str(path))
@@ -484,9 +484,6 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         raise
     except Exception as exc:  # ValueError from the plugin's own checks, or a plugin bug: one sentence either way
         raise ConfigError(f"{config.model} cannot be built with these settings: {type(exc).__name__}: {exc}.") from None
-    if config.engine["compile"] == "on" and device.type == "cuda":
-        # inductor (torch 2.11) expects channels_last weight gradients where cuDNN returns contiguous ones
-        model.channels_last = False
     model.to(device)
     model.make_optimizers()
     compile_networks(model, config.engine["compile"])
@@ -556,7 +553,7 @@ def _open_resume(path: Path) -> ResumePoint:
         run_dir = RunDir(path)
         if not run_dir.config.is_file():
             raise CheckpointError(f"{path} is not a run directory (it has no config.json) and holds no checkpoint.")
-        candidates = sorted(run_dir.checkpoints.glob("step-*.safetensors"), reverse=True)
+        candidates = run_dir.step_checkpoints()[::-1]
         if run_dir.latest.is_file():
             # latest is a hard link to the newest step file, unless a kill came between writing one and linking
             newest = bool(candidates) and os.path.samefile(run_dir.latest, candidates[0])

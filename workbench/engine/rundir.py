@@ -57,6 +57,17 @@ class RunDir:
     def latest(self) -> Path:
         return self.checkpoints / "latest.safetensors"
 
+    def step_checkpoints(self) -> list[Path]:
+        """The ``step-N.safetensors`` files, oldest first (their zero-padded names sort by step)."""
+        return sorted(self.checkpoints.glob("step-*.safetensors"))
+
+    def newest_checkpoint(self) -> Path | None:
+        """``latest``, or the newest step file where a kill came before ``latest`` was linked; None if none."""
+        if self.latest.is_file():
+            return self.latest
+        steps = self.step_checkpoints()
+        return steps[-1] if steps else None
+
     @property
     def requests(self) -> Path:
         return self.path / "requests"

@@ -155,7 +155,7 @@ class RunsScreen(Screen):
             self.notify(f"{row['name']} is {row['status']}; open it to control it.", severity="warning")
             return
         run_dir = RunDir(Path(row["path"]))
-        if not run_dir.latest.is_file() and not any(run_dir.checkpoints.glob("step-*.safetensors")):
+        if run_dir.newest_checkpoint() is None:
             self.notify(f"{row['name']} has no checkpoint to resume from.", severity="error")
             return
 
@@ -191,6 +191,6 @@ class RunsScreen(Screen):
                     self.notify(f"Deleted {row['name']}.")
                 self.scan()
 
-        checkpoints = len(list(RunDir(path).checkpoints.glob("step-*.safetensors")))
+        checkpoints = len(RunDir(path).step_checkpoints())
         self.app.push_screen(ConfirmScreen(f"Delete {row['name']}?", f"Its folder, {checkpoints} checkpoint(s), "
                                            "samples and event log are removed for good.", "Delete"), answered)
