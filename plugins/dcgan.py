@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from workbench import hookimpl
+from workbench.layers import PointInputConvTranspose2d, WholeInputConv2d
 from workbench.model import TwoNetworkGAN
 from workbench.params import HyperParam, training_params
 from workbench.registry import ModelSpec
@@ -23,7 +24,7 @@ class Generator(nn.Module):
         super().__init__()
         n = _stages(image_size)
         mult = 2 ** (n - 1)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(nz, ngf * mult, 4, 1, 0, bias=False),
+        layers: list[nn.Module] = [PointInputConvTranspose2d(nz, ngf * mult, 4, 1, 0, bias=False),
                                    nn.BatchNorm2d(ngf * mult), nn.ReLU(True)]
         for _ in range(n - 1):
             layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 4, 2, 1, bias=False),
@@ -46,7 +47,7 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(ndf * mult, ndf * mult * 2, 4, 2, 1, bias=False),
                        nn.BatchNorm2d(ndf * mult * 2), nn.LeakyReLU(0.2, inplace=True)]
             mult *= 2
-        layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 0, bias=False))  # logits: the loss applies the sigmoid
+        layers.append(WholeInputConv2d(ndf * mult, 1, 4, 1, 0, bias=False))  # logits: the loss applies the sigmoid
         self.main = nn.Sequential(*layers)
 
     def forward(self, img):

@@ -20,6 +20,9 @@ from workbench.engine.run import prepare_run
 from workbench.errors import ConfigError
 from workbench.model import TwoNetworkGAN
 
+# D's weights gather gradients from two streams on purpose (queue_beside); PyTorch's warning about it is silenced.
+pytestmark = pytest.mark.filterwarnings("error:The AccumulateGrad node's stream does not match")
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU; none here")
 
 # (model, settings): the core models at sizes that build in a moment.
@@ -130,6 +133,26 @@ def test_a_graphed_run_trains_like_an_eager_one(plugins, tmp_path, model, sets, 
         assert g["step"] == e["step"]
         assert g["d_loss"] == pytest.approx(e["d_loss"], rel=1e-3, abs=1e-4)
         assert g["g_loss"] == pytest.approx(e["g_loss"], rel=1e-3, abs=1e-4)
+
+
+@cuda
+@pytest.mark.parametrize("graphs", ["off", "on"])
+def test_the_real_batch_beside_the_fakes_trains_exactly_as_on_one_stream(plugins, tmp_path, graphs, monkeypatch,
+                                                                        deterministic_cudnn):
+    """The DCGAN's D passes over the real batch on a second stream while G draws the fakes (``overlap_streams``):
+    the same weights, BatchNorm statistics and losses as on one stream, bit for bit."""
+    results = []
+    for overlap in (False, True):
+        run = _run(plugins, tmp_path / str(overlap), "dcgan", ["image_size=32", "ngf=16", "ndf=16"], graphs,
+                   WARMUP_STEPS + 9)
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # the same algorithms in both runs
+        run.model.overlap_streams = overlap
+        state, metrics = _trained(run)
+        results.append((state, [[m[k] for k in ("step", "d_loss", "g_loss", "d_real", "d_fake")] for m in metrics]))
+    (one_state, one_metrics), (two_state, two_metrics) = results
+    for key, value in one_state.items():  # a missing wait, or BatchNorm seeing the fakes first, would show
+        assert torch.equal(two_state[key], value), key
+    assert two_metrics == one_metrics
 
 
 @cuda

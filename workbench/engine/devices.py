@@ -84,12 +84,5 @@ def compile_networks(model, mode: str = "off", backend: str = "inductor") -> Non
     """
     if mode == "off":
         return
-    on_cuda = any(p.is_cuda for net in model.networks.values() for p in net.parameters())
-    if model.channels_last and on_cuda:
-        # inductor (torch 2.11) expects channels_last weight gradients of transposed convolutions where
-        # cuDNN returns contiguous ones, and fails at the first step: compiled conv models train in NCHW.
-        model.channels_last = False
-        for net in model.networks.values():
-            net.to(memory_format=torch.contiguous_format)
     for net in model.networks.values():
         net.compile(backend=backend)
