@@ -16,12 +16,14 @@ import os
 import pytest
 import torch
 from torch import nn
+from torch._dynamo.utils import counters
 
 from plugins.losses import BCELoss
 from workbench.config import build_config
 from workbench.engine import run as engine_run
 from workbench.engine.devices import autocast_context, compile_networks
 from workbench.engine.inference import sample_images
+from workbench.engine.samples import generate
 from workbench.engine.run import prepare_run
 from workbench.errors import ConfigError
 from workbench.model import TwoNetworkGAN
@@ -95,6 +97,18 @@ def test_a_compiled_run_trains_samples_and_writes_a_checkpoint_that_loads_uncomp
     assert run.train() == "completed"
     images = sample_images(run.dir.path, plugins, 4, 0, "cpu")  # a plain, uncompiled model loads it
     assert images.shape == (4, 1, 28, 28)
+
+
+def test_sample_grids_run_the_compiled_networks_eagerly_and_compile_nothing():
+    model = _small_gan()
+    compile_networks(model, "on", backend="aot_eager")
+    _train(model)
+    graphs = dict(counters["stats"])
+    images = generate(model, torch.randn(5, 8))  # another batch size, without gradients: a new graph otherwise
+    assert images.shape == (5, 1, 4, 4)
+    assert dict(counters["stats"]) == graphs
+    _train(model)
+    assert dict(counters["stats"]) == graphs  # training still replays the graphs it compiled first
 
 
 def test_fused_adam_is_used_on_cpu(plugins):

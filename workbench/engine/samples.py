@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,20 +14,28 @@ from torch import nn
 from workbench.atomic import atomic_write
 
 
+def _eager_code():
+    """Networks compiled with ``compile=on`` run their eager code inside: a sample batch (no gradients, its
+    own size) would otherwise make dynamo compile G once more, seconds in the middle of training."""
+    set_stance = getattr(torch.compiler, "set_stance", None)  # PyTorch 2.6 and later
+    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
+
+
 @torch.no_grad()
 def generate(model, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Images in [-1, 1] from noise ``z``, leaving the model's weights and statistics untouched.
 
     BatchNorm layers normalise with the sample batch's own statistics, as the
     reference scripts' progress grids do, but their running statistics are not
-    updated, so drawing samples never changes the model.
+    updated, so drawing samples never changes the model (nor its compiled graphs).
     """
     norms = [m for net in model.networks.values() for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms]
     for m in norms:
         m.momentum = 0.0
     try:
-        return torch.cat([model.generate(chunk) for chunk in z.split(batch_size)]).float().clamp_(-1, 1)
+        with _eager_code():
+            return torch.cat([model.generate(chunk) for chunk in z.split(batch_size)]).float().clamp_(-1, 1)
     finally:
         for m, (momentum, tracked) in zip(norms, saved):
             m.momentum = momentum
