@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import torch
 from safetensors import safe_open
@@ -94,3 +95,16 @@ def test_run_observer_hooks_are_called(plugins, tmp_path, tiny_mnist):
     run.train()
     assert seen[0] == "start" and seen[-1] == "completed"
     assert "metrics" in seen and ("sample", True) in seen and ("checkpoint", 8) in seen
+
+
+def test_events_name_their_files_relative_to_the_run_directory(plugins, tmp_path, tiny_mnist):
+    run = prepare_run(config_for(plugins, tmp_path, tiny_mnist, steps=8), plugins)
+    assert run.train() == "completed"
+    copy = shutil.copytree(run.dir.path, tmp_path / "elsewhere" / "copied-run")  # another machine, say
+    events, _ = read_events(copy / "events.jsonl")
+    written = [e for e in events if e["type"] in ("sample", "checkpoint")]
+    assert {e["type"] for e in written} == {"sample", "checkpoint"}
+    for event in written:
+        name = f"step-{event['step']:08d}"
+        assert event["file"] in (f"samples/{name}.png", f"checkpoints/{name}.safetensors")
+        assert (copy / event["file"]).is_file()

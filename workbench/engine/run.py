@@ -124,7 +124,7 @@ class Run:
         for old in self.dir.step_checkpoints()[:-keep]:
             with contextlib.suppress(OSError):
                 old.unlink()
-        self.emit("checkpoint", step=self.step, epoch=self.epoch, path=str(path))
+        self.emit("checkpoint", step=self.step, epoch=self.epoch, path=str(path), file=self.dir.relative(path))
         self.notify("ganbench_checkpoint_written", path=path, step=self.step)
         return path
 
@@ -144,7 +144,8 @@ class Run:
                                 f"{self.checkpoint_note()}.")
             if exc is not None:
                 raise exc
-            self.emit("sample", step=grid.step, epoch=grid.epoch, path=str(grid.path))
+            self.emit("sample", step=grid.step, epoch=grid.epoch, path=str(grid.path),
+                      file=self.dir.relative(grid.path))
             self.notify("ganbench_sample_written", path=grid.path, step=grid.step)
 
     def checkpoint_note(self) -> str:

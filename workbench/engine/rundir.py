@@ -68,6 +68,10 @@ class RunDir:
         steps = self.step_checkpoints()
         return steps[-1] if steps else None
 
+    def relative(self, path: Path) -> str:
+        """``path`` (inside this run directory) relative to it, with ``/``: it stays valid when the run is copied."""
+        return path.relative_to(self.path).as_posix()
+
     @property
     def requests(self) -> Path:
         return self.path / "requests"
