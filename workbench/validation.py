@@ -29,14 +29,15 @@ from typing import Any, Callable
 import torch
 
 from workbench.errors import ConfigError, GanbenchError, PluginError
+from workbench.model import GanModel
 from workbench.params import HyperParam
+from workbench.registry import DatasetSpec, LossSpec, MetricSpec, ModelSpec
 from workbench.training_metrics import METRIC_KEYS
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 REQUIRED_HYPERPARAMS = ("batch_size", "epochs")
-# The function-valued fields of each spec type, by class name (metrics are registered by another module).
-_CALLABLE_FIELDS = {"ModelSpec": ("build",), "DatasetSpec": ("load",), "LossSpec": ("build",),
-                    "MetricSpec": ("compute",)}
+# The function-valued fields of each spec type.
+_CALLABLE_FIELDS = {ModelSpec: ("build",), DatasetSpec: ("load",), LossSpec: ("build",), MetricSpec: ("compute",)}
 _RANGE_TOLERANCE = 1e-3
 _TRIAL_BATCH = 8
 
@@ -51,11 +52,11 @@ def check_spec(spec: Any) -> list[str]:
                         f"letter or digit")
     if not isinstance(getattr(spec, "description", None), str):
         problems.append(f"its description is {getattr(spec, 'description', None)!r}, not a string")
-    for field in _CALLABLE_FIELDS.get(type(spec).__name__, ()):
+    for field in next((fields for kind, fields in _CALLABLE_FIELDS.items() if isinstance(spec, kind)), ()):
         value = getattr(spec, field, None)
         if not callable(value):
             problems.append(f"its {field} is {value!r}, not a function")
-    if type(spec).__name__ == "ModelSpec":
+    if isinstance(spec, ModelSpec):
         problems += _model_spec_problems(spec)
     return problems
 
@@ -97,15 +98,14 @@ def guard(spec: Any, plugin: str, dist: str) -> Any:
     its exceptions (``ValueError`` means "these settings do not fit", and callers
     handle it); what it returns is checked.
     """
-    kind = type(spec).__name__
-    if kind == "DatasetSpec":
+    if isinstance(spec, DatasetSpec):
         who = describe_plugin("dataset", spec.name, plugin, dist)
         return dataclasses.replace(spec, load=_checked(spec.load, who, "load()", check_image_data, wrap_errors=True))
-    if kind == "LossSpec":
+    if isinstance(spec, LossSpec):
         who = describe_plugin("loss", spec.name, plugin, dist)
         return dataclasses.replace(spec, build=_checked(spec.build, who, "build()", _check_loss_object,
                                                         wrap_errors=True))
-    if kind == "ModelSpec":
+    if isinstance(spec, ModelSpec):
         who = describe_plugin("model", spec.name, plugin, dist)
         return dataclasses.replace(spec, build=_checked(spec.build, who, "build()", _check_model_object,
                                                         wrap_errors=False))
@@ -180,8 +180,6 @@ def _check_loss_object(loss: Any, who: str) -> None:
 
 
 def _check_model_object(model: Any, who: str) -> None:
-    from workbench.model import GanModel
-
     if not isinstance(model, GanModel):
         raise PluginError(f"{who}: build() returned {describe_value(model)}; it must return a "
                           f"workbench.model.GanModel (for example a TwoNetworkGAN).")
