@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import install_plugin
 from PIL import Image
 
 TINY = ["--set", "log_every=4", "--set", "sample_every=0", "--batch-size", "32"]
@@ -122,6 +123,42 @@ def test_plugins_lists_core_plugins_from_entry_points(cli):
     assert data["models"]["dcgan"]["dist"] == "ganbench"
     image_size = next(p for p in data["models"]["dcgan"]["hyperparams"] if p["name"] == "image_size")
     assert image_size["choices"] == [32, 64]
+
+
+METRIC_PLUGIN = """
+from workbench import hookimpl
+from workbench.registry import MetricSpec
+
+def _broken():
+    raise RuntimeError("no moon tonight")
+
+@hookimpl
+def ganbench_register_metrics(register):
+    register(MetricSpec("moon_score", "how lunar the samples look", lambda ctx: 1.0, lower_is_better=False,
+                        default=False, available=lambda: "it needs the moon."))
+    register(MetricSpec("eclipse", "a metric whose availability check fails", lambda ctx: 1.0,
+                        available=_broken))
+"""
+
+
+def test_plugins_lists_the_metrics_with_direction_default_and_availability(cli, tmp_path):
+    site = install_plugin(tmp_path / "site", "moon_metrics", METRIC_PLUGIN)
+    env = {"PYTHONPATH": str(site)}
+    table = cli("plugins", env=env)
+    assert table.returncode == 0, table.stderr
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:5]]
+            for line in table.stdout[table.stdout.index("Metrics"):].splitlines()
+            if line.startswith("│") and line.split("│")[1].strip()}
+    assert rows["fd"] == ["lower", "yes", "yes"] and rows["recall"] == ["higher", "yes", "yes"]
+    assert rows["moon_score"] == ["higher", "no", "no: it needs the moon."]
+    assert rows["eclipse"][:2] == ["lower", "yes"] and rows["eclipse"][2].startswith("no: its available()")
+    assert rows["inception_fid"][1] == "no"
+    data = json.loads(cli("plugins", "--json", env=env).stdout)["metrics"]
+    assert data["fd"]["lower_is_better"] is True and data["fd"]["default"] is True and data["fd"]["unavailable"] is None
+    assert data["moon_score"] == {"description": "how lunar the samples look", "plugin": "moon_metrics",
+                                  "dist": "moon-metrics", "lower_is_better": False, "default": False,
+                                  "unavailable": "it needs the moon."}
+    assert data["eclipse"]["unavailable"] == "its available() raised RuntimeError: no moon tonight."
 
 
 def test_config_file_repeats_a_run_and_trains_a_prepared_folder(cli, tiny_mnist, tmp_path):

@@ -27,8 +27,11 @@ def describe(plugins) -> dict:
 
     Keys: ``plugins`` (name, module, dist, version, error, registered), one table per kind
     (``models``, ``datasets``, ``losses``, ``metrics``: name -> description, plugin, dist; models add
-    hyperparams, dataset and loss), ``disabled`` and ``errors``.
+    hyperparams, dataset and loss; metrics add lower_is_better, default and unavailable: None when the
+    metric can run here, else the sentence saying why not), ``disabled`` and ``errors``.
     """
+    from workbench.quality.evaluate import unavailable_reason
+
     registry = plugins.registry
     document: dict = {"plugins": [vars(p) for p in plugins.plugins]}
     for kind, _ in KINDS:
@@ -38,6 +41,9 @@ def describe(plugins) -> dict:
     for name, item in registry.models.items():
         document["models"][name].update(hyperparams=[_param(p) for p in item.spec.hyperparams],
                                         dataset=item.spec.dataset, loss=item.spec.loss)
+    for name, item in registry.metrics.items():
+        document["metrics"][name].update(lower_is_better=item.spec.lower_is_better, default=item.spec.default,
+                                         unavailable=unavailable_reason(item.spec))
     document["disabled"] = list(plugins.disabled)
     document["errors"] = list(plugins.errors)
     return document
@@ -69,6 +75,9 @@ def main(args) -> int:
         items = getattr(registry, kind, {})
         if not items:
             continue
+        if kind == "metrics":
+            console.print(_metrics_table(items))
+            continue
         grid = Table(title=title, title_justify="left")
         grid.add_column("name", no_wrap=True)
         grid.add_column("description")
@@ -84,3 +93,21 @@ def main(args) -> int:
     for error in plugins.errors:
         console.print(Text.assemble(("error: ", "red"), error))
     return 0
+
+
+def _metrics_table(items: dict):
+    """The quality metrics: which way is better, whether ``ganbench eval`` computes them unasked, usable here."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from workbench.quality.evaluate import unavailable_reason
+
+    grid = Table(title="Metrics (ganbench eval, --set eval_every=N)", title_justify="left")
+    for column in ("name", "better", "default", "here", "description", "from"):
+        grid.add_column(column, no_wrap=column in ("name", "better", "default"))
+    for name, item in sorted(items.items()):
+        spec, reason = item.spec, unavailable_reason(item.spec)
+        here = Text("yes", style="green") if reason is None else Text(f"no: {reason}", style="yellow")
+        grid.add_row(name, "lower" if spec.lower_is_better else "higher", "yes" if spec.default else "no",
+                     here, spec.description, f"{item.plugin} ({item.dist})")
+    return grid

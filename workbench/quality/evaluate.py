@@ -32,19 +32,27 @@ class EvalResult:
     reference_seconds: float = 0.0
 
 
+def unavailable_reason(spec: MetricSpec) -> str | None:
+    """Why a metric cannot run here (the sentence its ``available()`` returns), or None when it can."""
+    try:
+        return spec.available() if spec.available else None
+    except Exception as exc:  # a plugin's bug: the metric is unusable, the others are not
+        return f"its available() raised {type(exc).__name__}: {exc}."
+
+
 def select_metrics(registry: Registry, names: Sequence[str] | None = None) -> list[MetricSpec]:
     """The named metrics (checked to exist and be usable here), or every default metric usable here."""
     if names:
         specs = []
         for name in dict.fromkeys(names):
             spec = registry.metric(name)
-            reason = spec.available() if spec.available else None
+            reason = unavailable_reason(spec)
             if reason:
                 raise GanbenchError(f'Metric "{name}" is not available here: {reason}')
             specs.append(spec)
         return specs
     specs = [item.spec for item in registry.metrics.values()
-             if item.spec.default and not (item.spec.available and item.spec.available())]
+             if item.spec.default and unavailable_reason(item.spec) is None]
     if not specs:
         raise PluginError("No metric plugin is loaded (see `ganbench plugins`).")
     return specs
