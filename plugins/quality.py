@@ -29,7 +29,7 @@ def _inception_features(ctx: MetricContext):
     real = ctx.memo("inception.real", lambda: inception.inception_features(extract, reference.images), keep=True)
     fake = ctx.memo("inception.fake", lambda: inception.inception_features(extract, ctx.fake))
     ctx.memo("inception.note", lambda: ctx.notes.append(
-        f"inception_fid/inception_kid: Inception-v3 pool3 features computed with {name}"))
+        f"inception_fid/inception_kid: Inception-v3 pool3 features computed with {name}"), keep=True)
     return real, fake
 
 

@@ -205,6 +205,18 @@ def test_during_training_an_unusable_metric_warns_once_and_training_goes_on(unla
     assert not [e for e in events if e["type"] == "eval"]
 
 
+def test_an_evaluator_describes_its_classifier_in_its_first_result_only(evaluator, splits):
+    """Which classifier, and how the splits were made, hold for every evaluation: eval events say it once."""
+    again = Evaluator(evaluator.plugins, evaluator.config, 28, CPU, ["fd", "classes_covered"])
+    again._reference = evaluator.reference()  # the classifier trained above, not trained again
+    first, second = again.evaluate(splits.x_train[:400]), again.evaluate(splits.x_train[400:800])
+    assert any("test accuracy" in note for note in first.notes)
+    assert any("same images in both splits" in note for note in first.notes)
+    assert not any("test accuracy" in note or "both splits" in note for note in second.notes)
+    three_classes = splits.x_train[splits.y_train < 3][:400]  # what is new in each evaluation is still said
+    assert any("classes covered" in note for note in again.evaluate(three_classes).notes)
+
+
 def test_evaluating_during_training_leaves_the_training_unchanged(plugins, evaluator, quality_cache, tmp_path,
                                                                   monkeypatch):
     monkeypatch.setenv("GANBENCH_CACHE", str(quality_cache))
@@ -218,6 +230,9 @@ def test_evaluating_during_training_leaves_the_training_unchanged(plugins, evalu
         weights[every] = [t.clone() for net in run.model.networks.values() for t in net.state_dict().values()]
     evals = [e for e in iter_events(tmp_path / "every-3" / "events.jsonl") if e["type"] == "eval"]
     assert [e["step"] for e in evals] == [3, 6] and evals[0]["samples"] == 500
+    # the classifier and the halves of the split are described in the first event only
+    assert any("test accuracy" in note for note in evals[0]["notes"])
+    assert not any("test accuracy" in note or "both splits" in note for note in evals[1]["notes"])
     assert all(torch.equal(a, b) for a, b in zip(weights[0], weights[3]))
 
 

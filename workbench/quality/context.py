@@ -19,6 +19,8 @@ class MetricContext:
     :param fake: the generated images, uint8 (N, C, H, W) at the model's image size.
     :param evaluator: the ``Evaluator`` running the metrics (its ``config``, ``plugins``, ``device``).
     :param notes: sentences for people a metric may add (shown by ``ganbench eval``, stored in the event).
+        What holds for every evaluation of an evaluator (which classifier, how the splits were made) is noted
+        once, in its first evaluation: ``memo(key, lambda: ctx.notes.append(...), keep=True)``.
     """
 
     fake: torch.Tensor
@@ -40,5 +42,6 @@ class MetricContext:
     def reference(self) -> Reference:
         """The held-out real images, their features and the domain classifier (trained on first use)."""
         reference = self.evaluator.reference()
-        self.memo("reference.notes", lambda: self.notes.extend(reference.notes))
+        # the same for every evaluation: said once, not in every eval event of a run
+        self.memo("reference.notes", lambda: self.notes.extend(reference.notes), keep=True)
         return reference
