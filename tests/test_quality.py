@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -203,6 +204,17 @@ def test_during_training_an_unusable_metric_warns_once_and_training_goes_on(unla
     assert warnings == [("Quality metrics are off for the rest of this run: The quality metrics need class labels, "
                          'and dataset "unlabelled" has none in its train split.')]
     assert not [e for e in events if e["type"] == "eval"]
+
+
+def test_drawing_samples_of_an_uncompiled_model_does_not_import_the_compiler():
+    """``torch.compiler.set_stance`` imports dynamo (1.3 s here); without compile=on nothing needs it."""
+    code = ("import sys, torch; from workbench.plugins import load_plugins; from workbench.engine.samples import "
+            "generate; spec = load_plugins().registry.model('mlp_gan'); "
+            "model = spec.build(spec.defaults(), (1, 28, 28)); images = generate(model, torch.randn(300, 100)); "
+            "print(tuple(images.shape), 'torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(300,", "1,", "28,", "28)", "False"]
 
 
 def test_an_evaluator_describes_its_classifier_in_its_first_result_only(evaluator, splits):
