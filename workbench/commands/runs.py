@@ -25,6 +25,10 @@ def _metric(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "-"
 
 
+def _rate(value) -> str:
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else "-"
+
+
 def main(args) -> int:
     from workbench.engine.rundir import list_runs, summarize
     from workbench.quality.history import latest_metrics
@@ -46,8 +50,9 @@ def main(args) -> int:
     console = Console()
     wide = console.width >= 120  # at 80 columns the dataset and start time are left out
     shown = args.sort or ("fd" if any("fd" in row["quality"] for row in rows) else None)
+    jobs = any(row["world_size"] > 1 for row in rows)  # torchrun jobs: how many processes, the whole job's rate
     columns = ["run", "status", "model"] + (["dataset"] if wide else []) + ["loss", "steps", "D loss", "G loss"] \
-        + ([shown] if shown else [])
+        + (["procs", "img/s"] if jobs else []) + ([shown] if shown else [])
     grid = Table(box=None, pad_edge=False)
     for column in columns + (["started"] if wide else []):
         grid.add_column(column, no_wrap=True, max_width=(44 if wide else 26) if column == "run" else None)
@@ -55,6 +60,7 @@ def main(args) -> int:
         steps = f"{row['step']:,}" + (f"/{row['total_steps']:,}" if row["total_steps"] else "")
         cells = [row["name"], row["status"], row["model"]] + ([row["dataset"]] if wide else []) + \
             [row["loss"], steps, _num(row["d_loss"]), _num(row["g_loss"])] \
+            + ([str(row["world_size"]), _rate(row["images_per_s"])] if jobs else []) \
             + ([_metric(row["quality"].get(shown, {}).get("value"))] if shown else [])
         if wide:
             cells.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started"])) if row["started"] else "")

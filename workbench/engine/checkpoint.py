@@ -120,7 +120,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _match_layouts(opt) -> None:
+def match_layouts(opt) -> None:
     """Give each moment the memory layout of its parameter (channels_last ones included).
 
     Checkpoints store contiguous tensors; fused optimizers walk a parameter and
@@ -206,7 +206,7 @@ def restore_optimizers(checkpoint: Checkpoint, model) -> None:
                     index, slot = key[len(prefix):].split("/", 1)
                     state.setdefault(int(index), {})[slot] = value
             opt.load_state_dict({"state": state, "param_groups": groups[name]})
-            _match_layouts(opt)
+            match_layouts(opt)
         except (ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError) as exc:
             raise CheckpointError(f"{checkpoint.path}: the {name} optimizer state does not fit "
                                   f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).") from None

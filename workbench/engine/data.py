@@ -31,16 +31,23 @@ class DeviceImages:
     """Batches of float images in [-1, 1] drawn from a uint8 tensor kept on ``device``.
 
     :param images: uint8 (N, C, H, W).
-    :param batch_size: images per batch; the last incomplete batch of an epoch is dropped.
+    :param batch_size: images per step of the whole job; the last incomplete batch of an epoch is dropped.
     :param seed: with the epoch number, fixes each epoch's order, so a resumed run sees the same batches.
+    :param rank: with ``world`` processes training together (torchrun), each takes its own ``batch_size /
+        world`` images of every batch of the shared order: the ranks' shares are disjoint, and batch ``b`` of
+        an epoch holds the same images however many processes share it (a checkpoint resumes on any number).
     """
 
     def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device, seed: int,
-                 channels_last: bool = False):
+                 channels_last: bool = False, rank: int = 0, world: int = 1):
         if images.shape[0] < batch_size:
             raise ConfigError(f"The batch size {batch_size} is larger than the dataset ({images.shape[0]} images).")
+        if batch_size % world:
+            raise ConfigError(f"The batch size {batch_size} does not divide among {world} processes; "
+                              f"choose a multiple of {world}.")
         self.images = images.to(device)
-        self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.global_batch_size, self.rank, self.world = batch_size, rank, world
+        self.batch_size, self.device, self.seed = batch_size // world, device, seed  # this process's share
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.steps_per_epoch = images.shape[0] // batch_size
 
@@ -57,9 +64,10 @@ class DeviceImages:
 
     def batch_indices(self, epoch: int, start: int = 0):
         """Yield the index tensors (on the device) of the batches of ``epoch`` from batch index ``start`` on."""
-        order, size = self.order(epoch), self.batch_size
+        order, size, share = self.order(epoch), self.global_batch_size, self.batch_size
         for b in range(start, self.steps_per_epoch):
-            yield order[b * size:(b + 1) * size]
+            first = b * size + self.rank * share
+            yield order[first:first + share]
 
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         """The images at ``idx`` as float in [-1, 1], in the model's memory format (all on the device)."""

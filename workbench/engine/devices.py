@@ -36,6 +36,14 @@ def describe_device(device: torch.device) -> str:
     return device.type
 
 
+def memory_in_use(device: torch.device) -> dict[str, float]:
+    """The GPU memory in use (and its peak), in MiB, on CUDA; nothing elsewhere."""
+    if device.type != "cuda":
+        return {}
+    return {"gpu_memory_mb": round(torch.cuda.memory_allocated(device) / 2**20, 1),
+            "gpu_peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
+
+
 def cpu_name() -> str:
     """The processor's model name (from /proc/cpuinfo where there is one), for benchmark reports."""
     with contextlib.suppress(OSError):

@@ -184,5 +184,6 @@ def summarize(run_dir: RunDir) -> dict:
     return {"name": run_dir.path.name, "path": str(run_dir.path), "status": run_dir.status(),
             "model": config.get("model", "?"), "dataset": config.get("dataset", "?"), "loss": config.get("loss", "?"),
             "step": state.get("step", metrics.get("step", 0)), "total_steps": state.get("total_steps"),
+            "world_size": state.get("world_size", 1), "images_per_s": metrics.get("images_per_s"),
             "d_loss": metrics.get("d_loss"), "g_loss": metrics.get("g_loss"),
             "started": run_dir.config.stat().st_mtime if run_dir.config.exists() else None}

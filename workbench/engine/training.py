@@ -23,7 +23,9 @@ from workbench.engine import checkpoint as ckpt
 from workbench.engine.checkpoint_files import write_step_checkpoint
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages
-from workbench.engine.devices import autocast_context, describe_device
+from workbench.engine.devices import autocast_context, describe_device, memory_in_use
+from workbench.engine.distributed import (SINGLE, Lockstep, Ranks, all_agree, batch_norm_on_this_rank,
+                                          graphs_in_job, rank_seed)
 from workbench.engine.divergence import MAX_SKIPS_IN_A_ROW, FailureWatch, LossWindow, StepGuard
 from workbench.engine.emitter import EventFanOut, Listener
 from workbench.engine.events import Event, EventLog
@@ -44,8 +46,9 @@ class Run:
 
     def __init__(self, config: RunConfig, plugins: PluginSet, run_dir: RunDir, device: torch.device,
                  model, loss, data: DeviceImages, image_shape: tuple[int, int, int], control: RunControl,
-                 listeners: list[Listener], dataset_source: str, evaluate: Evaluator | None = None):
-        self.config, self.plugins, self.dir, self.device = config, plugins, run_dir, device
+                 listeners: list[Listener], dataset_source: str, evaluate: Evaluator | None = None,
+                 ranks: Ranks = SINGLE):
+        self.config, self.plugins, self.dir, self.device, self.ranks = config, plugins, run_dir, device, ranks
         self.model, self.loss, self.data, self.image_shape = model, loss, data, image_shape
         self.control, self.dataset_source, self.evaluate = control, dataset_source, evaluate
         self.events = EventFanOut(plugins.manager.hook, listeners)
@@ -53,7 +56,7 @@ class Run:
         self.step = self.epoch = self.batch = 0
         self.resumed_from: str | None = None
         self.spec = plugins.registry.model(config.model)
-        self.noise = torch.Generator(device=device).manual_seed(config.seed)
+        self.noise = torch.Generator(device=device).manual_seed(rank_seed(config.seed, ranks.rank))
         model.noise = self.noise
         self.fixed_noise = torch.randn(config.engine["sample_count"], model.latent_dim,
                                        generator=torch.Generator().manual_seed(config.seed + 1)).to(device)
@@ -68,6 +71,8 @@ class Run:
         self.skipped: list[int] = []  # steps undone by on_nan=skip since the last log
         self.grids = GridWriter()  # sample grids are encoded and written while training goes on
         self.graphed = use_graphs(config.engine["cuda_graphs"], device, model)  # the step as one CUDA graph
+        self.lockstep: Lockstep | None = None  # under torchrun: every rank's decisions taken together
+        self.graphed, self.graphs_warning = graphs_in_job(self.graphed, ranks)
 
     @property
     def log(self) -> EventLog | None:
@@ -111,7 +116,9 @@ class Run:
     def save_samples(self) -> None:
         """Start writing the fixed-noise grid of this step in the background; ``collect_samples`` reports it."""
         path = self.dir.samples / f"step-{self.step:08d}.png"
-        self.grids.submit(generate(self.model, self.fixed_noise), path, self.step, self.epoch)
+        with batch_norm_on_this_rank(self.model):  # rank 0 alone draws the grid: no SyncBatchNorm collective
+            images = generate(self.model, self.fixed_noise)
+        self.grids.submit(images, path, self.step, self.epoch)
         self.last_sample_step = self.step
 
     def collect_samples(self, wait: bool = False) -> None:
@@ -176,18 +183,24 @@ class Run:
             self.events.log = EventLog(self.dir.events)
             self.dir.write_state(status="running", pid=os.getpid(), host=socket.gethostname(), step=self.step,
                                  total_steps=self.total_steps, resumed_from=self.resumed_from,
-                                 resumes=self.dir.read_state().get("resumes", 0) + (self.previous_status is not None))
+                                 resumes=self.dir.read_state().get("resumes", 0) + (self.previous_status is not None),
+                                 world_size=self.ranks.world)
             self.emit("run_start", step=self.step, epoch=self.epoch, total_steps=self.total_steps,
                       steps_per_epoch=self.data.steps_per_epoch, batch_size=self.data.batch_size,
                       dataset_size=int(self.data.images.shape[0]), dataset_source=self.dataset_source,
                       device=describe_device(self.device), image_shape=list(self.image_shape),
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
-                      previous_status=self.previous_status)
-            for warning in self.resume_warnings:
+                      previous_status=self.previous_status, **self._job_fields())
+            for warning in self.resume_warnings + ([self.graphs_warning] if self.graphs_warning else []):
                 self.emit("warning", message=warning)
         except OSError as exc:
             self._release()
             raise DiskError(f"Cannot write to the run directory {self.dir.path}: {exc.strerror or exc}.") from None
+
+    def _job_fields(self) -> dict[str, int]:
+        """``world_size`` and ``batch_per_rank`` of a torchrun job (``batch_size`` is the whole job's)."""
+        data = self.data
+        return {"world_size": data.world, "batch_per_rank": data.batch_size} if self.ranks.distributed else {}
 
     def _loop_or_failure(self) -> tuple[str, str]:
         """The loop's own ending, or the one sentence that says how it failed."""
@@ -209,12 +222,15 @@ class Run:
 
     def _loop(self) -> tuple[str, str]:
         """For each batch of each epoch: (1) one training step, (2) whatever is due after it."""
-        engine, control = self.config.engine, self.control
+        engine = self.config.engine
         self.model.train()
         window = LossWindow(engine["log_every"], len(METRIC_KEYS), self.device)
-        guard = StepGuard(self.model) if engine["on_nan"] == "skip" else None
         train_step = self._step_function()
-        clock = LogClock(engine["log_every"], engine["log_seconds"], self.step)
+        if self.ranks.distributed:  # under torchrun one object is both, in step with the other ranks
+            self.lockstep = Lockstep(self.control, engine["log_every"], engine["log_seconds"], self.step, self.ranks)
+        clock = self.lockstep or LogClock(engine["log_every"], engine["log_seconds"], self.step)
+        control = self.lockstep or self.control
+        guard = StepGuard(self.model, all_agree if self.lockstep else None) if engine["on_nan"] == "skip" else None
         while self.step < self.total_steps:
             for idx in self.data.batch_indices(self.epoch, self.batch):
                 # (1) Train: both networks updated on this batch; its metrics stay on the device.
@@ -236,7 +252,7 @@ class Run:
                 due = Due.after(self.step, self.total_steps, engine, control, self.evaluate is not None)
                 # Losses and weights are read, and found finite, before a grid or checkpoint is made from them.
                 if due.write or due.end or clock.due(self.step, now, window.full):
-                    diverged = self._log_window(window, clock.since_step, now - clock.since_time)
+                    diverged = self._log_window(window, clock.since_step, now - clock.since_time, now)
                     clock.restart(self.step, now)
                     if diverged:
                         return "diverged", diverged
@@ -245,13 +261,14 @@ class Run:
                 if self.grids.pending:
                     self.collect_samples()
                 if due.eval:
-                    clock.since_time += self.evaluate(self)  # its seconds stay out of images/s
+                    with batch_norm_on_this_rank(self.model):  # rank 0 alone evaluates
+                        clock.since_time += self.evaluate(self)  # its seconds stay out of images/s
                 if due.checkpoint:
                     control.checkpoint_requested = False
                     self.collect_samples(wait=True)  # a grid the disk refused ends the run before a checkpoint
                     self.save_checkpoint()
                 if control.paused:
-                    self._wait_while_paused()
+                    self._wait_while_paused(control)
                 if due.end or control.stop_requested:
                     break
             if self.batch >= self.data.steps_per_epoch:
@@ -279,14 +296,17 @@ class Run:
                            on_fallback=lambda message: self.emit("warning", message=message),
                            strict=self.config.engine["cuda_graphs"] == "on")
 
-    def _log_window(self, window: LossWindow, since_step: int, seconds: float) -> str | None:
-        """Emit the metrics of the steps since ``since_step``; return a divergence sentence, or None."""
-        summary = window.summarize(self.model)  # the one host sync per interval
+    def _log_window(self, window: LossWindow, since_step: int, seconds: float, now: float) -> str | None:
+        """Emit the metrics of the steps since ``since_step``; return a divergence sentence, or None.
+        Under torchrun the metrics are the ranks' average, and the requests travel with them."""
+        lockstep = self.lockstep
+        average = (lambda packed: lockstep.share(packed, self.step, now)) if lockstep else None
+        summary = window.summarize(self.model, average)  # the one host sync (and collective) per interval
         if summary.count:
-            rate = (self.step - since_step) * self.data.batch_size / max(seconds, 1e-9)
+            rate = (self.step - since_step) * self.data.global_batch_size / max(seconds, 1e-9)
             event = self.emit("metrics", step=self.step, epoch=self.epoch, batch=self.batch,
                               images_per_s=round(rate, 1), **dict(zip(METRIC_KEYS, summary.means)),
-                              **self._device_memory())
+                              **memory_in_use(self.device))
             self.notify("ganbench_metrics", metrics=event)
             warning = self.watch.update(self.step, summary.means[0], summary.means[1])
             if warning:
@@ -304,19 +324,14 @@ class Run:
                     f"{self.checkpoint_note()} (--set on_nan=skip skips such steps instead).")
         return None
 
-    def _device_memory(self) -> dict[str, float]:
-        """The GPU memory in use (and its peak), in MiB, on CUDA; nothing elsewhere."""
-        if self.device.type != "cuda":
-            return {}
-        return {"gpu_memory_mb": round(torch.cuda.memory_allocated(self.device) / 2**20, 1),
-                "gpu_peak_memory_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
-
-    def _wait_while_paused(self) -> None:
+    def _wait_while_paused(self, control) -> None:
         self.emit("paused", step=self.step)
         self.dir.write_state(status="paused", step=self.step)
-        while self.control.paused and not self.control.stop_requested:
-            time.sleep(0.05)
-            self.control.poll(time.monotonic())
+        while control.paused and not control.stop_requested:
+            time.sleep(0.05 if self.lockstep is None else control.local.interval)
+            control.poll(time.monotonic())
+            if self.lockstep is not None:  # every rank waits here; rank 0's resume or stop reaches all at once
+                self.lockstep.exchange_requests(self.step)
         self.dir.write_state(status="running", step=self.step)
         self.emit("resumed", step=self.step)
 
