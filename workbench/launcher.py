@@ -56,8 +56,9 @@ def run_under_torchrun(nproc: int, run_args: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    for name in ("torch.distributed.elastic", "torch.distributed.run"):  # its notices, e.g. OMP_NUM_THREADS=1
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in list(logging.root.manager.loggerDict):  # the agent's notices (OMP_NUM_THREADS=1, signals)
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run")):
+            logging.getLogger(name).setLevel(logging.ERROR)
     args = get_args_parser().parse_args(["--standalone", "--nproc-per-node", str(nproc), "--module",
                                          "workbench", "run", *run_args])
     try:

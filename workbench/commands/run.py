@@ -70,7 +70,7 @@ def main(args) -> int:
         if run is None:  # rank 0 could not prepare the run and said why
             leave_job(ranks)
             return 2
-    received, previous = _install_signal_handlers(control, ranks.distributed)
+    received, previous = _install_signal_handlers(control, ranks.distributed, announce=ranks.leader)
     try:
         reason = run.train()
     except KeyboardInterrupt:
@@ -183,10 +183,10 @@ def _say(text: str, stream) -> None:
         pass
 
 
-def _install_signal_handlers(control, in_job: bool = False) -> tuple[list[int], dict]:
+def _install_signal_handlers(control, in_job: bool = False, announce: bool = True) -> tuple[list[int], dict]:
     """First Ctrl-C, SIGTERM or SIGHUP (the SSH session dropped): finish the step, checkpoint, stop.
-    A second one: quit at once. In a torchrun job a SIGTERM after a Ctrl-C is torchrun's agent passing the
-    Ctrl-C on, not a second request, so only the same signal twice quits at once there.
+    A second one: quit at once. In a torchrun job one Ctrl-C may arrive twice, from the terminal (SIGINT) and
+    from torchrun's agent passing it on (SIGTERM), so there only the same signal twice quits at once.
 
     Returns the signals received so far (a live list) and the handlers replaced, to put back afterwards.
     """
@@ -197,7 +197,7 @@ def _install_signal_handlers(control, in_job: bool = False) -> tuple[list[int], 
         if len(received) > 1 and (not in_job or received.count(signum) > 1):
             raise KeyboardInterrupt
         control.request_stop()
-        if len(received) == 1:
+        if len(received) == 1 and announce:
             _say("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)", sys.stderr)
 
     handled = [signal.SIGINT, signal.SIGTERM]

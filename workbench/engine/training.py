@@ -24,7 +24,7 @@ from workbench.engine.checkpoint_files import write_step_checkpoint
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages
 from workbench.engine.devices import autocast_context, describe_device, memory_in_use
-from workbench.engine.distributed import (SINGLE, Lockstep, Ranks, all_agree, batch_norm_on_this_rank,
+from workbench.engine.distributed import (SINGLE, DistributedError, Lockstep, Ranks, all_agree, batch_norm_on_this_rank,
                                           graphs_in_job, rank_seed)
 from workbench.engine.divergence import MAX_SKIPS_IN_A_ROW, FailureWatch, LossWindow, StepGuard
 from workbench.engine.emitter import EventFanOut, Listener
@@ -42,7 +42,8 @@ Evaluator = Callable[["Run"], float]  # computes quality metrics now, emits an `
 
 
 class Run:
-    """A prepared run. Attributes a plugin may read: ``config``, ``dir``, ``step``, ``epoch``, ``device``."""
+    """A prepared run. Attributes a plugin may read: ``config``, ``dir``, ``step``, ``epoch``, ``device``, and
+    ``ranks`` (under torchrun: this process's ``rank`` of ``world``; one process is rank 0 of 1)."""
 
     def __init__(self, config: RunConfig, plugins: PluginSet, run_dir: RunDir, device: torch.device,
                  model, loss, data: DeviceImages, image_shape: tuple[int, int, int], control: RunControl,
@@ -206,6 +207,8 @@ class Run:
         """The loop's own ending, or the one sentence that says how it failed."""
         try:
             return self._loop()
+        except DistributedError as exc:  # another rank died: say what is left
+            return "failed", f"{str(exc).rstrip('.')}; {self.checkpoint_note()}."
         except GanbenchError as exc:
             return "failed", str(exc)
         except OSError as exc:
