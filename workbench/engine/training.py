@@ -187,7 +187,7 @@ class Run:
                                  resumes=self.dir.read_state().get("resumes", 0) + (self.previous_status is not None),
                                  world_size=self.ranks.world)
             self.emit("run_start", step=self.step, epoch=self.epoch, total_steps=self.total_steps,
-                      steps_per_epoch=self.data.steps_per_epoch, batch_size=self.data.batch_size,
+                      steps_per_epoch=self.data.steps_per_epoch, batch_size=self.data.global_batch_size,
                       dataset_size=int(self.data.images.shape[0]), dataset_source=self.dataset_source,
                       device=describe_device(self.device), image_shape=list(self.image_shape),
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
