@@ -251,3 +251,13 @@ def test_a_one_process_checkpoint_resumes_on_two_ranks_and_a_stop_request_stops_
     after = [e for e in events_of(run_dir, "checkpoint") if e["step"] > 6]
     assert [e["step"] for e in after] == [state["step"]], "one checkpoint, at the step both stopped at"
     assert events_of(run_dir, "run_start")[-1]["step"] == 6
+
+
+def test_a_batch_that_does_not_divide_among_the_processes_is_one_sentence_and_no_run(job):
+    launcher = job.single("-p", "image_noise", *SMALL, "--nproc-per-node", "2", "--batch-size", "31", "--steps", "3",
+                          "--name", "odd")
+    out, err = finish(launcher)
+    assert launcher.returncode == 2
+    assert err.strip() == ("ganbench: error: The batch size 31 does not divide among 2 processes; choose a "
+                           "multiple of 2.")
+    assert not (job.runs / "odd").exists()

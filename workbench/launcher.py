@@ -50,7 +50,7 @@ def without_flag(argv: list[str]) -> list[str]:
 def run_under_torchrun(nproc: int, run_args: list[str]) -> int:
     """Start ``python -m workbench run RUN_ARGS`` ``nproc`` times under torchrun's agent; return the job's exit code.
 
-    Rank 0 prints the run's progress and its one-sentence errors; the agent's own log lines are kept to errors.
+    Rank 0 prints the run's progress and its one-sentence errors; the agent's own log lines are silenced.
     """
     from torch.distributed.elastic.multiprocessing import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -58,7 +58,7 @@ def run_under_torchrun(nproc: int, run_args: list[str]) -> int:
 
     for name in list(logging.root.manager.loggerDict):  # the agent's notices (OMP_NUM_THREADS=1, signals)
         if name.startswith(("torch.distributed.elastic", "torch.distributed.run")):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     args = get_args_parser().parse_args(["--standalone", "--nproc-per-node", str(nproc), "--module",
                                          "workbench", "run", *run_args])
     try:
