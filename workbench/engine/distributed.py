@@ -297,7 +297,7 @@ class Lockstep:
         both = torch.cat([packed.double(), torch.tensor(flags, dtype=torch.float64, device=packed.device)])
         with _collective("sharing the metrics"):
             dist.all_reduce(both)
-        shared = both[-len(_FLAGS):].tolist()
+            shared = both[-len(_FLAGS):].tolist()  # NCCL reports a lost peer when the result is waited for
         self.stop_requested = self.stop_requested or shared[0] > 0
         self.paused = shared[1] > 0
         self.checkpoint_requested = self.checkpoint_requested or shared[2] > 0
