@@ -159,9 +159,8 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         convert_sync_batch_norm(model, device, ranks)
     average_gradients(model, ranks)
     if follower_dir is not None:
-        run = FollowerRun(config, plugins, FollowerRunDir(follower_dir), device, model, loss, batches, image_shape,
-                          control or RunControl(), [], data.source, None, ranks)
-        return run
+        return FollowerRun(config, plugins, FollowerRunDir(follower_dir), device, model, loss, batches, image_shape,
+                           control or RunControl(), [], data.source, None, ranks)
     if checkpoint is not None:  # a checkpoint that does not fit is refused before any folder is created
         check_image_shape(checkpoint, image_shape)
         ckpt.restore_networks(checkpoint, model)
