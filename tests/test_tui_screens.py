@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import types
+from pathlib import Path
 
 from textual.widgets import DataTable, Sparkline
 
@@ -101,12 +102,15 @@ async def test_runs_browser_lists_compares_and_deletes(tmp_path, plugins, fashio
 
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
-        doomed = app.screen_stack[-2].rows
+        doomed = Path(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)  # the run under the cursor
+        assert app.screen.question == f"Delete {doomed.name}?"
         await pilot.press("n")
-        assert len(list(runs.iterdir())) == 3
+        assert sorted(p.name for p in runs.iterdir()) == ["alpha", "beta", "gamma"]
         await pilot.press("d", "y")
         await wait_for(pilot, lambda: table.row_count == 2, "the row to go")
-        assert len([p for p in runs.iterdir() if p.is_dir()]) == 2 and len(doomed) == 3
+        kept = sorted({"alpha", "beta", "gamma"} - {doomed.name})
+        assert sorted(p.name for p in runs.iterdir()) == kept and len(kept) == 2
+        assert sorted(table.get_row_at(i)[1] for i in range(2)) == kept
 
 
 async def test_a_training_run_cannot_be_deleted(tmp_path, plugins, fashion_images):
