@@ -22,7 +22,7 @@ from pathlib import Path
 from workbench.atomic import write_text_atomic
 from workbench.config import RunConfig, check_run_name, run_name_default, runs_root
 from workbench.engine.lock import run_is_locked
-from workbench.errors import ConfigError, GanbenchError
+from workbench.errors import CheckpointError, ConfigError, GanbenchError
 
 FINISHED = {"completed", "stopped", "diverged", "failed"}
 
@@ -97,6 +97,17 @@ class RunDir:
                                  and not pid_alive(state.get("pid"))):
                 return "crashed"
         return status
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file, or the latest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        newest = RunDir(path).newest_checkpoint()
+        if newest is None:
+            raise CheckpointError(f"{path} holds no checkpoint.")
+        return newest
+    return path
 
 
 def pid_alive(pid) -> bool:
