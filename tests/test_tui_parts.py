@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from test_tui_helpers import T0, grid_png, quiet_env, write_recorded_run
+from test_tui_helpers import T0, event_at, grid_png, quiet_env, write_recorded_run
 from workbench.engine.events import iter_events
 from workbench.engine.launch import active_runs, free_run_name, last_error, launch_run
 from workbench.tui.run_state import RunState, format_duration
@@ -43,14 +43,15 @@ def test_eval_metrics_become_series_of_their_own(tmp_path, fashion_images):
 
 def test_a_resumed_run_adds_up_its_sessions_and_estimates_the_rest():
     state = RunState("r")
-    start = {"type": "run_start", "step": 0, "epoch": 0, "total_steps": 1000, "steps_per_epoch": 100,
-             "batch_size": 10, "image_shape": [1, 28, 28], "config": {"model": "m"}, "device": "cpu"}
-    metrics = {"type": "metrics", "epoch": 0, "d_loss": 1.0, "g_loss": "nan", "d_real": 0.5, "d_fake": 0.5}
-    state.feed([{**start, "time": T0}, {**metrics, "time": T0 + 10, "step": 50, "batch": 50, "images_per_s": 100.0},
-                {"type": "run_end", "time": T0 + 12, "reason": "stopped", "message": "Stopped.", "step": 50}])
+    start = dict(epoch=0, total_steps=1000, steps_per_epoch=100, batch_size=10, dataset_size=1000,
+                 dataset_source="shipped", image_shape=[1, 28, 28], config={"model": "m"}, device="cpu")
+    metrics = dict(epoch=0, d_loss=1.0, g_loss=float("nan"), d_real=0.5, d_fake=0.5, images_per_s=100.0)
+    state.feed([event_at(T0, "run_start", step=0, resumed_from=None, **start),
+                event_at(T0 + 10, "metrics", step=50, batch=50, **metrics),
+                event_at(T0 + 12, "run_end", reason="stopped", message="Stopped.", step=50, epoch=0, checkpoint_step=50)])
     assert state.snapshot().status == "stopped" and state.snapshot().eta is None
-    state.feed([{**start, "time": T0 + 100, "step": 50, "resumed_from": "x"},
-                {**metrics, "time": T0 + 105, "step": 60, "batch": 60, "images_per_s": 100.0}])
+    state.feed([event_at(T0 + 100, "run_start", step=50, resumed_from="x", **start),
+                event_at(T0 + 105, "metrics", step=60, batch=60, **metrics)])
     snap = state.snapshot()
     assert snap.status == "running" and snap.elapsed == pytest.approx(17.0)
     assert snap.eta == pytest.approx((1000 - 60) * 10 / 100.0)

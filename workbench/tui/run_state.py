@@ -197,10 +197,7 @@ class RunState:
                              + ", ".join(shown))
 
     def _on_sample(self, event: dict) -> None:
-        path = Path(str(event.get("path", "")))
-        if self.run_path is not None and not path.is_absolute():
-            path = self.run_path / "samples" / path.name  # the writer's path is relative to its own cwd
-        self.sample, self.sample_step = path, event.get("step")
+        self.sample, self.sample_step = self._file(event), event.get("step")
         self._say(event, f"sample grid at step {int(event.get('step') or 0):,}")
 
     def _on_checkpoint(self, event: dict) -> None:
@@ -231,6 +228,14 @@ class RunState:
         self.fields.pop("images_per_s", None)
         self._say(event, f"{self.status}: {self.message}")
         self._close_segment()
+
+    def _file(self, event: dict) -> Path:
+        """The file an event names: its ``file``, relative to the run directory, so that a run copied elsewhere
+        still finds it; in a log written before events carried ``file``, the ``path`` where the writer put it."""
+        file = event.get("file")
+        if isinstance(file, str) and self.run_path is not None:
+            return self.run_path / file
+        return Path(str(event.get("path", "")))
 
     # -- reading --------------------------------------------------------------
     def snapshot(self) -> RunSnapshot:
