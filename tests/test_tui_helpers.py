@@ -89,7 +89,7 @@ def write_recorded_run(root: Path, name: str, fashion_images: torch.Tensor, *, s
     """A run directory written with the engine's own parts (``create_run_dir``, ``EventLog``, ``RunDir``):
     the events carry the fields the engine writes, with deterministic losses and fixed times.
 
-    Sample grids are real PNGs; the checkpoint events name files that are not written (no test here loads one).
+    Sample grids are real PNGs; no checkpoint file is written, though a finished run's events name one.
     """
     config = RunConfig(model=model, dataset="fashion-mnist-test", loss="bce",
                        hyperparams={"batch_size": 64, "lr": 0.0002, "b1": 0.5, "b2": 0.999, "epochs": 200,
