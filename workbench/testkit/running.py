@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from workbench.testkit.kit_plugin import KIT_BATCH, KitPlugin
 from workbench.testkit.report import KitReport, PluginCheckError, blame
+from workbench.training_metrics import METRIC_KEYS
 
 KIT_ENGINE = ("log_every=1", "sample_every=0", "checkpoint_every=100000", "sample_count=4")
 KINDS = {"models": "model", "datasets": "dataset", "losses": "loss"}  # Registry table -> what it holds
@@ -112,7 +113,7 @@ def report_of(run) -> KitReport:
     if steps[-1:] != [run.step]:
         raise PluginCheckError(f"The run logged metrics for steps {steps}, not up to step {run.step}.")
     for event in metrics:
-        for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+        for key in METRIC_KEYS:
             if not isinstance(event[key], (int, float)) or not math.isfinite(event[key]):
                 raise PluginCheckError(f"Step {event['step']} of {run.config.model} logged {key} = {event[key]}.")
     if not run.dir.latest.is_file() or not any(run.dir.samples.glob("*.png")):
