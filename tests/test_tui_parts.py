@@ -10,7 +10,8 @@ from rich.console import Console
 
 from test_tui_helpers import T0, event_at, grid_png, quiet_env, write_recorded_run
 from workbench.engine.events import iter_events
-from workbench.engine.launch import active_runs, free_run_name, last_error, launch_run
+from workbench.config import RunConfig, build_config
+from workbench.engine.launch import active_runs, launch_run
 from workbench.tui.run_state import RunState, format_duration
 from workbench.tui.screens.compare import scale
 from workbench.tui.widgets.curve import fill_gaps, resample
@@ -96,25 +97,38 @@ def test_curves_resample_by_step_so_runs_line_up():
     assert resample([(5, 1.0), (6, float("nan"))], 0, 2) == [None, None]
 
 
-def test_launch_reports_the_error_sentence_of_a_run_that_cannot_start(tmp_path, monkeypatch):
+def _config(plugins, runs, **fields) -> RunConfig:
+    return build_config(plugins.registry, "mlp_gan", sets=["sample_every=0"], runs_dir=str(runs), **fields)
+
+
+def test_launch_reports_the_error_sentence_of_a_run_that_cannot_start(tmp_path, monkeypatch, plugins):
     for key, value in quiet_env().items():
         monkeypatch.setenv(key, value)
-    launched = launch_run(["--plugin", "mlp_gan", "--dataset", "no-such-data", "--steps", "5"], tmp_path, "bad")
+    empty = tmp_path / "no-images"
+    empty.mkdir()
+    config = _config(plugins, tmp_path / "runs", dataset="folder", data_root=str(empty), steps=5, name="bad")
+    launched = launch_run(config)
+    assert launched.run_dir.path == tmp_path / "runs" / "bad" and launched.run_dir.config.is_file()
     assert launched.process.wait(timeout=120) == 2
-    assert launched.failure() == last_error(launched.log)
-    assert launched.failure().startswith('Unknown dataset "no-such-data".')
-    assert not (tmp_path / "bad").exists()
+    assert launched.failure() == f"The folder {empty} holds no images (.bmp, .jpeg, .jpg, .png, .webp)."
+    assert not (tmp_path / "runs" / "bad").exists()  # refused before training: no folder left, as with the CLI
 
 
-def test_launched_run_keeps_its_console_log_and_names_do_not_collide(tmp_path, monkeypatch):
+def test_a_launched_run_trains_the_configuration_it_was_given_and_logs_in_its_folder(tmp_path, monkeypatch,
+                                                                                      plugins):
     for key, value in quiet_env().items():
         monkeypatch.setenv(key, value)
-    launched = launch_run(["--plugin", "mlp_gan", "--steps", "3"], tmp_path, "ok")
+    config = _config(plugins, tmp_path / "runs", steps=3, seed=7)
+    config.hyperparams["lr"] = 0.0005
+    launched = launch_run(config)
+    assert launched.run_dir.path.name == config.name and config.name.startswith("mlp_gan-fashion-mnist-test-")
     assert launched.process.wait(timeout=120) == 0
     assert launched.poll() == 0 and launched.failure() is None
-    assert launched.log == tmp_path / "ok" / "console.log" and "completed" in launched.log.read_text()
-    assert free_run_name(tmp_path, "ok") == "ok-2" and free_run_name(tmp_path, "new") == "new"
-    assert active_runs(tmp_path) == []
+    assert launched.log == launched.run_dir.path / "console.log" and "completed" in launched.log.read_text()
+    start = next(iter_events(launched.run_dir.events))
+    assert start["config"] == config.to_dict() and start["config"]["hyperparams"]["lr"] == 0.0005
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [config.name]  # no .launch folder beside it
+    assert active_runs(tmp_path / "runs") == []
 
 
 def test_active_runs_are_those_with_a_live_process(tmp_path, fashion_images):
