@@ -61,6 +61,16 @@ def test_a_resumed_run_adds_up_its_sessions_and_estimates_the_rest():
     assert format_duration(snap.eta) == "01:34" and format_duration(3725) == "1:02:05"
 
 
+def test_a_launched_run_shows_its_configuration_before_its_first_event(tmp_path, fashion_images):
+    run = write_recorded_run(tmp_path, "launched", fashion_images, steps=20, model="dcgan")
+    state = RunState("launched", run.path)
+    state.set_config(run.read_config())
+    snap = state.snapshot()
+    assert (snap.status, snap.model, snap.dataset, snap.loss) == ("starting", "dcgan", "fashion-mnist-test", "bce")
+    state.feed(iter_events(run.events))
+    assert state.snapshot().model == "dcgan" and state.snapshot().status == "completed"
+
+
 def test_status_from_the_state_file_wins():
     state = RunState("x")
     assert state.set_status("crashed") and not state.set_status("crashed")

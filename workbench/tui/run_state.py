@@ -126,6 +126,10 @@ class RunState:
             changed = True
         return changed
 
+    def set_config(self, config: dict) -> None:
+        """What the run's ``config.json`` says before its first event: its model, dataset and loss."""
+        self.fields.update({key: str(config[key]) for key in ("model", "dataset", "loss") if config.get(key)})
+
     def set_status(self, status: str, message: str | None = None) -> bool:
         """The status read from ``state.json`` (or a launch failure); return whether it changed."""
         changed = status != self.status or (message is not None and message != self.message)

@@ -87,6 +87,7 @@ class RunScreen(Screen):
         """Replay the log from the start, then follow it until the screen closes."""
         worker = get_current_worker()
         state = RunState(self.run_dir.path.name, self.run_dir.path)
+        state.set_config(self.run_dir.read_config())  # a run just launched: shown while its process starts
         offset, next_status = 0, 0.0
         while not worker.is_cancelled:
             events, offset = read_events(self.run_dir.events, offset)
