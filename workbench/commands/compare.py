@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from workbench.engine.rundir import RunDir
-    from workbench.sweep.compare import compare_runs, format_table, sweep_runs
+    from workbench.sweep.compare import compare_runs, format_table, sweep_runs, sweep_statuses
     from workbench.sweep.manifest import Sweep, is_sweep
 
     runs, statuses, metric, lower = [], {}, args.metric, None
@@ -30,7 +30,7 @@ def main(args) -> int:
             sweep = Sweep.open(path, "compare")
             manifest = sweep.read()
             runs += sweep_runs(sweep)
-            statuses.update({n: "pruned" for n, e in manifest["trials"].items() if e["status"] == "pruned"})
+            statuses.update(sweep_statuses(sweep))
             if metric is None or metric == manifest["objective"]["metric"]:
                 metric, lower = manifest["objective"]["metric"], manifest["objective"]["lower_is_better"]
         elif RunDir(path).config.is_file():

@@ -95,7 +95,7 @@ def _create(args, registry):
 
 
 def _summary(sweep) -> None:
-    from workbench.sweep.compare import compare_runs, format_table, sweep_runs
+    from workbench.sweep.compare import compare_runs, format_table, sweep_runs, sweep_statuses
 
     trials = sweep.trials()
     counts: dict[str, int] = {}
@@ -105,5 +105,7 @@ def _summary(sweep) -> None:
     for name, entry in trials.items():
         if entry["status"] == "pruned":
             print(f"  {name}: pruned at step {entry.get('pruned_at')}")
-    print(format_table(compare_runs(sweep_runs(sweep), sweep.read()["objective"]["metric"])))
+    objective = sweep.read()["objective"]
+    print(format_table(compare_runs(sweep_runs(sweep), objective["metric"], objective["lower_is_better"],
+                                    sweep_statuses(sweep))))
     print(f"compare again, with plots: ganbench compare {sweep.path} --out {sweep.path}/compare")

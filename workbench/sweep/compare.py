@@ -27,6 +27,11 @@ def sweep_runs(sweep: Sweep) -> list[RunDir]:
     return [run for run in runs if run.config.is_file()]
 
 
+def sweep_statuses(sweep: Sweep) -> dict[str, str]:
+    """The statuses a sweep knows better than its runs: a pruned trial's run says only "stopped"."""
+    return {name: "pruned" for name, entry in sweep.trials().items() if entry["status"] == "pruned"}
+
+
 def _config(run: RunDir) -> dict:
     try:
         data = json.loads(run.config.read_text(encoding="utf-8"))

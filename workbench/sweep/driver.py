@@ -78,6 +78,8 @@ class Driver:
         """Train until done; 0, or 128 + the signal that stopped the sweep."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
                     if signal.getsignal(s) is not signal.SIG_IGN}
+        me = f"{os.uname().nodename}:{os.getpid()}"  # the workbench's stop key signals the drivers on its host
+        self.sweep.update(lambda m: m.setdefault("drivers", {}).update({me: round(time.time(), 3)}))
         try:
             while True:
                 nothing_left = False
@@ -94,6 +96,7 @@ class Driver:
                     break
                 time.sleep(POLL_SECONDS)
         finally:
+            self.sweep.update(lambda m: m.setdefault("drivers", {}).pop(me, None))
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self.reporter.close()

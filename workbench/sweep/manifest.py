@@ -40,6 +40,33 @@ def is_sweep(path: Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
+def list_sweeps(root: Path) -> list[Sweep]:
+    """Every sweep folder directly under ``root``, newest first."""
+    if not Path(root).is_dir():
+        return []
+    found = [Sweep(p) for p in Path(root).iterdir() if is_sweep(p)]
+    return sorted(found, key=lambda s: s.manifest.stat().st_ctime, reverse=True)
+
+
+def summarize_sweep(sweep: Sweep) -> dict:
+    """A row for the runs browser: the sweep's name, whether a trial trains now, trials done of planned."""
+    from workbench.engine.rundir import RunDir  # the run directory's status reads its lock
+
+    manifest = sweep.read()
+    trials = manifest.get("trials") or {}
+    statuses = [RunDir(sweep.path / name).status() if entry["status"] == "running" else entry["status"]
+                for name, entry in trials.items()]
+    planned = len(trials) if manifest.get("search") == "grid" else \
+        (manifest.get("trials_limit") or 0) * len(manifest.get("seeds") or [0])
+    done = sum(status in FINAL for status in statuses)
+    running = any(status in ("running", "paused") for status in statuses)
+    return {"kind": "sweep", "name": manifest.get("name", sweep.path.name), "path": str(sweep.path),
+            "status": "running" if running else ("done" if done >= planned else "stopped"),
+            "model": f"sweep · {manifest.get('model', '?')}", "dataset": manifest.get("base", {}).get("dataset", "?"),
+            "loss": manifest.get("base", {}).get("loss", "?"), "step": done, "total_steps": planned,
+            "d_loss": None, "g_loss": None, "started": manifest.get("created")}
+
+
 class Sweep:
     """A sweep folder: its manifest, its locks, its trials' run directories."""
 
