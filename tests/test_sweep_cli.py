@@ -74,7 +74,7 @@ def test_a_grid_sweep_trains_every_setting_and_seed_as_ordinary_runs(grid_sweep)
     for name, trial in manifest["trials"].items():
         config = json.loads((folder / name / "config.json").read_text())
         assert config["hyperparams"]["lr"] == trial["point"]["lr"] and config["seed"] == trial["seed"]
-        assert config.get("tags", {}).get("sweep", "grid") == "grid"
+        assert config["tags"] == {"sweep": "grid", "trial": name, "point": trial["point"]}
         assert len(_run_starts(folder / name)) == 1
     listed = run_cli("runs", "--runs-dir", "runs/grid", "--json", cwd=cwd)
     assert sorted(r["name"] for r in json.loads(listed.stdout)) == sorted(manifest["trials"])

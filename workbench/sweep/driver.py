@@ -9,7 +9,6 @@ stop through its ``requests/`` folder, as the workbench's stop key does.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -17,12 +16,12 @@ from pathlib import Path
 
 from workbench.engine.control import send_request
 from workbench.engine.lock import run_is_locked
-from workbench.engine.rundir import RunDir
+from workbench.engine.rundir import RunDir, create_run_dir
 from workbench.errors import ConfigError
 from workbench.sweep import study as studies
 from workbench.sweep.manifest import FINAL, UNFINISHED, Sweep
 from workbench.sweep.space import Axis, trial_name
-from workbench.sweep.trials import TrialProcess, objective_of, outcome, run_arguments, start_trial, trial_config
+from workbench.sweep.trials import CONSOLE_LOG, TrialProcess, objective_of, outcome, start_trial, trial_config
 
 POLL_SECONDS = 0.5
 
@@ -158,21 +157,19 @@ class Driver:
         return names[0]
 
     def _start(self, manifest: dict, name: str, entry: dict, claim: int, run: RunDir) -> TrialProcess:
+        """Launch the trial as ``ganbench run``: ``--resume`` once it has trained, else ``--config`` of its
+        prepared folder (made here with ``create_run_dir``, or left by a driver that died before starting it)."""
         slot = next(s for s in self.slots if s not in {t.slot for t in self.running.values()})
-        resume = run.events.is_file()
-        if resume:
-            args = ["--resume", str(run.path)]
-        else:
-            if run.path.is_dir() and not run.step_checkpoints():
-                shutil.rmtree(run.path)  # a folder its process never trained in: nothing to lose
-            args = run_arguments(trial_config(manifest, self.registry, name, entry["point"], entry["seed"]))
+        resume = run.events.is_file() or run.state.is_file()
+        if not resume and not run.config.is_file():
+            create_run_dir(trial_config(manifest, self.registry, name, entry["point"], entry["seed"]))
+        args = ["--resume", str(run.path)] if resume else ["--config", str(run.config)]
         entry["status"] = "running"
         entry.pop("message", None)
         self.sweep.write(manifest)
-        log = self.sweep.path / ".logs" / f"{name}.log"
-        process = start_trial(args, log, dict(slot.env))
+        process = start_trial(args, run.path / CONSOLE_LOG, dict(slot.env))
         trial = TrialProcess(name, entry["number"], run, process, claim, slot,
-                             offset=run.events.stat().st_size if resume else 0)
+                             offset=run.events.stat().st_size if run.events.is_file() else 0)
         if resume:
             trial.reported = set(studies.reported_steps(self.study, entry["number"]))
         self.running[name] = trial
@@ -193,8 +190,7 @@ class Driver:
         if code is not None:
             trial.new_events()
             del self.running[trial.name]
-            log = self.sweep.path / ".logs" / f"{trial.name}.log"
-            status, message = outcome(trial.run, code, trial.prune_step, log)
+            status, message = outcome(trial.run, code, trial.prune_step, trial.run.path / CONSOLE_LOG)
             entry = self.sweep.update(lambda m: self._conclude(m, trial.name, m["trials"][trial.name], trial.run,
                                                                status, message))
             os.close(trial.claim)
@@ -219,7 +215,7 @@ class Driver:
                   message: str | None) -> dict:
         """Record how a trial ended in the manifest and the study (status None: read it from the run)."""
         if status is None:
-            status, message = outcome(run, None, None, self.sweep.path / ".logs" / f"{name}.log")
+            status, message = outcome(run, None, None, run.path / CONSOLE_LOG)
         last = objective_of(run, self.metric) if run.events.is_file() else None
         entry.update(status=status, message=message or "", objective=last[1] if last else None,
                      objective_step=last[0] if last else None)

@@ -1,8 +1,9 @@
 """One trial: its run configuration, the ``ganbench run`` process that trains it, and how it ended.
 
-A trial process is started exactly as the workbench starts a run: a child
-``python -m workbench run`` whose console goes to ``console.log`` in the run
-directory. On Linux the child asks the kernel for SIGTERM when its driver dies
+A trial is launched exactly as the workbench launches a run: the driver makes
+its run folder with ``create_run_dir`` (the config.json carries the sweep, trial
+and point in ``tags``) and starts ``python -m workbench run --config
+<folder>/config.json``, whose console goes to ``console.log`` in the folder. On Linux the child asks the kernel for SIGTERM when its driver dies
 (``PR_SET_PDEATHSIG``), so after a ``kill -9`` of the driver every trial
 checkpoints and stops instead of training unattended.
 """
@@ -44,26 +45,9 @@ def trial_config(manifest: dict[str, Any], registry: Registry, name: str, point:
         elif key in engine_keys:
             config.engine[key] = value
     config.seed, config.name, config.runs_dir = seed, name, manifest["runs_dir"]
-    if hasattr(config, "tags"):  # RunConfig.tags: which sweep and point the run belongs to
-        config.tags = {"sweep": manifest["name"], "trial": name, "point": point, "seed": seed}
+    config.tags = {"sweep": manifest["name"], "trial": name, "point": point}  # opaque to the engine
     validate(config, registry)
     return config
-
-
-def run_arguments(config: RunConfig) -> list[str]:
-    """``ganbench run`` arguments that train a new run with exactly ``config``."""
-    args = ["--plugin", config.model, "--dataset", config.dataset, "--loss", config.loss,
-            "--seed", str(config.seed), "--device", config.device, "--runs-dir", config.runs_dir,
-            "--name", config.name]
-    if config.steps is not None:
-        args += ["--steps", str(config.steps)]
-    if config.data_root:
-        args += ["--data-root", config.data_root]
-    if config.download:
-        args.append("--download")
-    for key, value in {**config.hyperparams, **config.engine}.items():
-        args += ["--set", f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}"]
-    return args
 
 
 @dataclass
