@@ -118,3 +118,39 @@ def test_sweep_curves_snapshot(snap_compare, recorded_sweep, plugins):
 
     assert snap_compare(make_app("runs", plugins=plugins, reattach=False), terminal_size=(80, 24),
                         run_before=curves)
+
+
+async def test_the_new_run_form_starts_a_sweep_from_a_list(tmp_path, plugins):
+    from test_tui_helpers import wait_for
+    from workbench.tui.screens.new_run import NewRunScreen
+
+    async def typed(pilot, selector, text):
+        widget = app.screen.query_one(selector)
+        widget.focus()
+        await pilot.press("ctrl+a", "ctrl+k", *text)
+
+    runs = tmp_path / "runs"
+    app = make_app(runs, plugins=plugins, reattach=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), "the new-run form")
+        await typed(pilot, "#param-lr", "1e-4,")
+        await pilot.press("ctrl+s")  # an empty value in the list: refused at the field, nothing starts
+        assert isinstance(app.screen, NewRunScreen) and not runs.exists()
+        await typed(pilot, "#param-lr", "1e-4,2e-4")
+        await typed(pilot, "#run-steps", "2")
+        await typed(pilot, "#run-name", "from-form")
+        await typed(pilot, "#engine-sample_every", "0")
+        await typed(pilot, "#engine-eval_samples", "100")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep screen")
+        await wait_for(pilot, lambda: app.screen.view is not None and len(app.screen.view.trials) == 2,
+                       "the sweep's two trials", timeout=120)
+    manifest = json.loads((runs / "from-form" / "sweep.json").read_text())
+    assert [t["point"]["lr"] for t in manifest["trials"].values()] == [1e-4, 2e-4]
+    assert manifest["base"]["steps"] == 2 and manifest["base"]["engine"]["sample_every"] == 0
+    for _ in range(600):  # let the detached sweep (two 2-step trials) finish before the folder goes
+        if all(t["status"] == "completed" for t in json.loads((runs / "from-form" / "sweep.json").read_text())
+               ["trials"].values()):
+            break
+        time.sleep(0.2)
