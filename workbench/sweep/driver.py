@@ -71,6 +71,9 @@ class Driver:
         self.study = studies.load_study(sweep, self.manifest)
         self.running: dict[str, TrialProcess] = {}
         self.signals: list[int] = []
+        # Trials that crashed or were stopped by hand while this driver watched: not retried until --resume,
+        # so a trial that cannot start (or that a user stopped in the workbench) does not loop.
+        self.let_be: set[str] = set()
 
     # -- the loop -------------------------------------------------------------
     def run(self) -> int:
@@ -118,7 +121,7 @@ class Driver:
         with self.sweep.locked():
             manifest = self.sweep.read()
             for name, entry in sorted(manifest["trials"].items(), key=lambda item: item[1]["number"]):
-                if entry["status"] not in UNFINISHED or name in self.running:
+                if entry["status"] not in UNFINISHED or name in self.running or name in self.let_be:
                     continue
                 claim = self.sweep.claim(name)
                 if claim is None:
@@ -191,6 +194,8 @@ class Driver:
             trial.new_events()
             del self.running[trial.name]
             status, message = outcome(trial.run, code, trial.prune_step, trial.run.path / CONSOLE_LOG)
+            if status in UNFINISHED:
+                self.let_be.add(trial.name)
             entry = self.sweep.update(lambda m: self._conclude(m, trial.name, m["trials"][trial.name], trial.run,
                                                                status, message))
             os.close(trial.claim)

@@ -32,9 +32,8 @@ TABLES = {"model": "models", "dataset": "datasets", "loss": "losses"}  # picker 
 STEPS = HyperParam("steps", "int", 1, min=1)
 SEED = HyperParam("seed", "int", 0, "random seed", min=0)
 DOWNLOAD = HyperParam("download", "bool", False, "download the dataset if it is missing and the network allows")
-SEEDS = HyperParam("seeds", "int", 1, "seeds per setting; more than 1, or a list a,b / range lo..hi in a setting, "
-                   "starts a sweep", min=1, max=100)
-TRIALS = HyperParam("trials", "int", 8, "settings a sweep draws from a range lo..hi (TPE search)", min=1, max=1000)
+SEEDS = HyperParam("seeds", "int", 1, "seeds per setting; above 1: a sweep", min=1, max=100)
+TRIALS = HyperParam("trials", "int", 8, "settings a sweep draws from a range", min=1, max=1000)
 
 
 def sweepable(param: HyperParam) -> FieldSpec:
@@ -45,7 +44,7 @@ def sweepable(param: HyperParam) -> FieldSpec:
         return param.parse(text)
 
     spec = FieldSpec.from_param(param)
-    return FieldSpec(spec.name, spec.text, parse, spec.help + "; a,b or lo..hi: a sweep")
+    return FieldSpec(spec.name, spec.text, parse, spec.help)
 
 
 def _value_text(value) -> str:
@@ -131,7 +130,8 @@ class NewRunScreen(Screen):
 
     def _model_form(self, model: str) -> ParamForm:
         spec = self.plugins.registry.model(model)
-        return ParamForm(f"{model} settings", [sweepable(p) for p in spec.hyperparams], "param",
+        return ParamForm(f"{model} settings (a list a,b or a range lo..hi starts a sweep)",
+                         [sweepable(p) for p in spec.hyperparams], "param",
                          id="model-form")
 
     def on_mount(self) -> None:
