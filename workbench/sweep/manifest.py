@@ -50,7 +50,7 @@ def list_sweeps(root: Path) -> list[Sweep]:
 
 def summarize_sweep(sweep: Sweep) -> dict:
     """A row for the runs browser: the sweep's name, whether a trial trains now, trials done of planned."""
-    from workbench.engine.rundir import RunDir  # the run directory's status reads its lock
+    from workbench.engine.rundir import RunDir, pid_alive  # the run directory's status reads its lock
 
     manifest = sweep.read()
     trials = manifest.get("trials") or {}
@@ -59,7 +59,10 @@ def summarize_sweep(sweep: Sweep) -> dict:
     planned = len(trials) if manifest.get("search") == "grid" else \
         (manifest.get("trials_limit") or 0) * len(manifest.get("seeds") or [0])
     done = sum(status in FINAL for status in statuses)
-    running = any(status in ("running", "paused") for status in statuses)
+    host = os.uname().nodename
+    drivers = [key.rpartition(":") for key in manifest.get("drivers") or {}]
+    running = any(status in ("running", "paused") for status in statuses) or any(
+        where == host and pid.isdigit() and pid_alive(int(pid)) for where, _, pid in drivers)
     return {"kind": "sweep", "name": manifest.get("name", sweep.path.name), "path": str(sweep.path),
             "status": "running" if running else ("done" if done >= planned else "stopped"),
             "model": f"sweep · {manifest.get('model', '?')}", "dataset": manifest.get("base", {}).get("dataset", "?"),
