@@ -154,3 +154,22 @@ async def test_the_new_run_form_starts_a_sweep_from_a_list(tmp_path, plugins):
                ["trials"].values()):
             break
         time.sleep(0.2)
+
+
+async def test_the_workbench_reattaches_to_a_sweep_that_is_training(recorded_sweep, plugins):
+    from workbench.engine.lock import acquire_run_lock
+
+    folder = recorded_sweep / "lr-sweep"
+    manifest = json.loads((folder / "sweep.json").read_text())
+    manifest["trials"]["t003-lr0.1-seed1"]["status"] = "running"
+    (folder / "sweep.json").write_text(json.dumps(manifest))
+    state = folder / "t003-lr0.1-seed1" / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "status": "running"}))
+    lock = acquire_run_lock(folder / "t003-lr0.1-seed1")  # as its training process would hold it
+    try:
+        app = make_app("runs", plugins=plugins)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.5)
+            assert isinstance(app.screen, SweepScreen) and app.screen.sweep.path.name == "lr-sweep"
+    finally:
+        lock.release()
