@@ -12,11 +12,11 @@ import os
 import sys
 
 from workbench import __version__
-from workbench.commands import bench, plugins, run, runs, sample
+from workbench.commands import bench, compare, plugins, run, runs, sample, sweep
 from workbench.commands import eval as eval_command  # not to shadow the builtin
 from workbench.errors import GanbenchError
 
-COMMANDS = [run, plugins, sample, runs, bench, eval_command]
+COMMANDS = [run, sweep, compare, plugins, sample, runs, bench, eval_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

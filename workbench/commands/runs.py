@@ -41,8 +41,9 @@ def main(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    sweeps = _sweeps(Path(args.runs_dir))
     if not rows:
-        print(f"No runs in {args.runs_dir}.")
+        print(f"No runs in {args.runs_dir}." if not sweeps else sweeps)
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -66,7 +67,21 @@ def main(args) -> int:
             cells.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started"])) if row["started"] else "")
         grid.add_row(*cells)
     console.print(grid)
+    if sweeps:
+        print(sweeps)
     return 0
+
+
+def _sweeps(root: Path) -> str:
+    """One line per sweep folder: its trials are runs too, listed with --runs-dir SWEEP_DIR."""
+    from workbench.sweep.manifest import list_sweeps, summarize_sweep
+
+    lines = []
+    for sweep in list_sweeps(root):
+        row = summarize_sweep(sweep)
+        lines.append(f"sweep {row['name']}: {row['status']}, {row['step']}/{row['total_steps']} trials done "
+                     f"(ganbench compare {sweep.path}; its runs: ganbench runs --runs-dir {sweep.path})")
+    return "\n".join(lines)
 
 
 def _sorted_by_metric(rows: list[dict], name: str) -> list[dict]:

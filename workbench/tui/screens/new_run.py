@@ -9,6 +9,7 @@ then opens its run screen.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from workbench.config import ENGINE_PARAMS, RunConfig, build_config, check_run_n
 from workbench.engine.launch import launch_run
 from workbench.errors import ConfigError, GanbenchError
 from workbench.params import HyperParam
+from workbench.sweep.space import Axis, parse_sets
 from workbench.tui.widgets.param_form import FieldSpec, ParamForm
 
 if TYPE_CHECKING:
@@ -32,6 +34,25 @@ TABLES = {"model": "models", "dataset": "datasets", "loss": "losses"}  # picker 
 STEPS = HyperParam("steps", "int", 1, min=1)
 SEED = HyperParam("seed", "int", 0, "random seed", min=0)
 DOWNLOAD = HyperParam("download", "bool", False, "download the dataset if it is missing and the network allows")
+SEEDS = HyperParam("seeds", "int", 1, "seeds per setting; above 1: a sweep", min=1, max=100)
+TRIALS = HyperParam("trials", "int", 8, "settings a sweep draws from a range", min=1, max=1000)
+
+
+def sweepable(param: HyperParam) -> FieldSpec:
+    """A field that takes one value, or a list ``a,b`` or a range ``lo..hi[:log]`` (then the form starts a sweep)."""
+    def parse(text: str):
+        if "," in text or ".." in text:
+            return parse_sets([f"{param.name}={text}"], lambda key: param)[1][0]
+        return param.parse(text)
+
+    spec = FieldSpec.from_param(param)
+    return FieldSpec(spec.name, spec.text, parse, spec.help)
+
+
+def _value_text(value) -> str:
+    if isinstance(value, Axis):
+        return value.describe().partition("=")[2]
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class NewRunScreen(Screen):
@@ -103,13 +124,16 @@ class NewRunScreen(Screen):
 
         return [FieldSpec("steps", "", steps, "training steps; empty: the epochs setting decides"),
                 FieldSpec.from_param(SEED),
+                FieldSpec.from_param(SEEDS),
+                FieldSpec.from_param(TRIALS),
                 FieldSpec("name", "", name, "run folder name; empty: model-dataset-time"),
                 FieldSpec("data_root", "", data_root, "folder holding the dataset's files; empty: its usual places"),
                 FieldSpec.from_param(DOWNLOAD)]
 
     def _model_form(self, model: str) -> ParamForm:
         spec = self.plugins.registry.model(model)
-        return ParamForm(f"{model} settings", [FieldSpec.from_param(p) for p in spec.hyperparams], "param",
+        return ParamForm(f"{model} settings (a list a,b or a range lo..hi starts a sweep)",
+                         [sweepable(p) for p in spec.hyperparams], "param",
                          id="model-form")
 
     def on_mount(self) -> None:
@@ -188,6 +212,9 @@ class NewRunScreen(Screen):
             if invalid:
                 invalid[0].input.focus()
             return
+        if self._is_sweep():
+            self._start_sweep()
+            return
         try:
             launched = launch_run(self._config())
         except GanbenchError as exc:
@@ -198,6 +225,57 @@ class NewRunScreen(Screen):
         self.app.track(launched)
         self.dismiss()
         self.app.open_run(launched.run_dir, launched)
+
+    def _is_sweep(self) -> bool:
+        values = self.query_one("#model-form", ParamForm).values().values()
+        return any(isinstance(v, Axis) for v in values) or self.query_one("#run-form", ParamForm).values()["seeds"] > 1
+
+    def _start_sweep(self) -> None:
+        """Check the sweep as ``ganbench sweep`` would, then start it detached and open its screen."""
+        from workbench.sweep.launch import launch_sweep
+        from workbench.sweep.manifest import Sweep
+        from workbench.sweep.plan import plan_sweep
+
+        run = self.query_one("#run-form", ParamForm).values()
+        args, sets = self._sweep_arguments()
+        ranges = any(isinstance(v, Axis) and v.is_range for v in self.query_one("#model-form", ParamForm)
+                     .values().values())
+        extra = ["--seeds", str(run["seeds"])] + (["--trials", str(run["trials"])] if ranges else [])
+        name = run["name"] or f"sweep-{self.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        chosen = {kind: self.query_one(f"#pick-{kind}", Select).value for kind in ("dataset", "loss", "device")}
+        try:
+            plan_sweep(self.plugins.registry, model=self.model, sets=sets, seeds=run["seeds"],
+                       search=None, trials=run["trials"] if ranges else None, objective="fd", prune=None,
+                       name=name, runs_dir=str(self.runs_dir), command=[], dataset=chosen["dataset"],
+                       loss=chosen["loss"], steps=run["steps"], device=chosen["device"], seed=run["seed"],
+                       data_root=run["data_root"], download=run["download"] or None)
+        except GanbenchError as exc:
+            self.query_one("#start-error", Static).update(str(exc))
+            self.notify(str(exc), severity="error")
+            return
+        launch_sweep([*args, *extra, "--name", name, "--runs-dir", str(self.runs_dir)],
+                     self.runs_dir / ".launch" / f"{name}.log")
+        self.dismiss()
+        self.app.open_sweep(Sweep(self.runs_dir / name))
+
+    def _sweep_arguments(self) -> tuple[list[str], list[str]]:
+        """The ``ganbench sweep`` arguments of the form (lists and ranges as the fields hold them) and its sets."""
+        run = self.query_one("#run-form", ParamForm).values()
+        chosen = {kind: self.query_one(f"#pick-{kind}", Select).value for kind in ("dataset", "loss", "device")}
+        spec = self.plugins.registry.model(self.model)
+        sets = [f"{name}={_value_text(value)}" for name, value in self.query_one("#model-form", ParamForm).values()
+                .items() if value != spec.param(name).default]
+        sets += [f"{p.name}={_value_text(v)}" for p in ENGINE_PARAMS
+                 if (v := self.query_one("#engine-form", ParamForm).values()[p.name]) != p.default]
+        args = ["--plugin", self.model, "--dataset", chosen["dataset"], "--loss", chosen["loss"],
+                "--device", chosen["device"], "--seed", str(run["seed"]), "--steps", str(run["steps"])]
+        if run["data_root"]:
+            args += ["--data-root", run["data_root"]]
+        if run["download"]:
+            args.append("--download")
+        for item in sets:
+            args += ["--set", item]
+        return args, sets
 
     def _config(self) -> RunConfig:
         """The run's configuration from the pickers and forms, checked whole as ``ganbench run`` checks it."""
