@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
+import workbench.bench as bench_package
+from workbench import hookimpl
 from workbench.bench import report
 from workbench.bench.runner import WorkloadBench
-from workbench.bench.workloads import WORKLOADS
-from workbench.commands.bench import WORKLOAD_NAMES
+from workbench.bench.workloads import collect_workloads
 from workbench.errors import ConfigError, PluginError
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -54,8 +56,10 @@ def test_bench_prints_both_rates_the_ratio_and_the_device_and_writes_the_compari
     (("--repeats", "0"), "--repeats must be at least 1; got 0."),
     (("--warmup", "0"), "--warmup must be at least 1; got 0."),
     (("--steps", "-3"), "--steps must be at least 1; got -3."),
-    (("-m", "mlp_gan", "--image-folder", "faces"), "--image-folder is for the dcgan-64 workload"),
+    (("-m", "mlp_gan", "--image-folder", "faces"), "--image-folder is for the workloads that read a folder of "
+                                                   "images (dcgan-64); add --model dcgan-64."),
     (("-m", "dcgan-64", "--dataset", "mnist"), "give --image-folder DIR instead of --dataset"),
+    (("-m", "gan.py"), 'Unknown benchmark workload "gan.py"; choose from mlp_gan, aae, dcgan-32, dcgan-64 or all.'),
 ])
 def test_bench_user_errors_are_one_sentence(cli, args, message):
     result = cli("bench", *args)
@@ -78,15 +82,38 @@ def test_bench_refuses_what_it_cannot_compare(plugins, tmp_path, kwargs, error, 
         kwargs["image_folder"].mkdir()
         (kwargs["image_folder"] / "000001.jpg").write_bytes(b"\xff\xd8")
     with pytest.raises(error, match=re.escape(message)):
-        WorkloadBench(WORKLOADS[name], plugins, tmp_path, device="cpu", **kwargs)
+        WorkloadBench(collect_workloads(plugins)[0][name], plugins, tmp_path, device="cpu", **kwargs)
 
 
-def test_the_command_names_every_workload_without_importing_torch():
-    assert WORKLOAD_NAMES == tuple(WORKLOADS)
+def test_the_core_registers_its_workloads_through_the_hook_and_the_core_names_no_gan(plugins):
+    workloads, errors = collect_workloads(plugins)
+    assert errors == []
+    assert list(workloads) == ["mlp_gan", "aae", "dcgan-32", "dcgan-64"]
+    assert {w.model for w in workloads.values()} == {"mlp_gan", "aae", "dcgan"}
+    core = Path(bench_package.__file__).parent
+    for source in core.glob("*.py"):  # the benchmark's core is generic: no model name, no reference script
+        text = source.read_text()
+        for name in ("mlp_gan", "dcgan", "gan.py", "aae", "from plugins", "import plugins"):
+            assert name not in text, f"{source.name} names {name}"
+
+
+def test_a_broken_workload_plugin_is_reported_and_the_others_stay(plugins):
+    from workbench.plugins import load_plugins
+
+    class Broken:
+        @hookimpl
+        def ganbench_register_workloads(self, register):
+            register("not a workload")
+            raise RuntimeError("boom")
+
+    workloads, errors = collect_workloads(load_plugins(extra_modules=[Broken()]))
+    assert "mlp_gan" in workloads
+    assert any("registered a str as a benchmark workload" in e for e in errors)
+    assert any("failed in ganbench_register_workloads: RuntimeError: boom." in e for e in errors)
 
 
 def test_the_celeba_like_workload_runs_both_paths_on_the_same_generated_jpegs(plugins, tmp_path):
-    bench = WorkloadBench(WORKLOADS["dcgan-64"], plugins, tmp_path, device="cpu", warmup=1, steps=2, batch_size=4,
+    bench = WorkloadBench(collect_workloads(plugins)[0]["dcgan-64"], plugins, tmp_path, device="cpu", warmup=1, steps=2, batch_size=4,
                           sets=["ngf=4", "ndf=4", "sample_count=4"])
     assert bench.hp["ngf"] == 4 and bench.hp["batch_size"] == 4
     faces = sorted((tmp_path / "faces" / "faces").glob("*.jpg"))

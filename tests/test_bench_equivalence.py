@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from plugins.losses import BCELoss
-from workbench.bench.workloads import WORKLOADS
+from workbench.bench.workloads import collect_workloads
 from workbench.engine.data import resize_uint8
 
 STEPS = 3
@@ -53,7 +53,7 @@ CASES = {
 
 def _case(name: str, plugins):
     """The workload, its model spec, the hyper-parameters both paths use, and the image shape."""
-    workload = WORKLOADS[name]
+    workload = collect_workloads(plugins)[0][name]  # registered by the core plugin classic
     overrides, channels, batch, _ = CASES[name]
     spec = plugins.registry.model(workload.model)
     hp = {**spec.defaults(), **workload.hyperparams, **overrides, "batch_size": batch}

@@ -19,6 +19,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from workbench.engine.run import Run
+    from workbench.bench.workloads import Workload
     from workbench.registry import DatasetSpec, LossSpec, MetricSpec, ModelSpec
 
 hookspec = pluggy.HookspecMarker("ganbench")
@@ -54,6 +55,15 @@ def ganbench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     """Register sample-quality metrics: call ``register(MetricSpec(...))`` once per metric.
 
     :param register: adds one ``workbench.registry.MetricSpec``.
+    """
+
+
+@hookspec
+def ganbench_register_workloads(register: Callable[[Workload], None]) -> None:
+    """Register benchmark workloads for ``ganbench bench``: call ``register(Workload(...))`` once per workload.
+
+    :param register: adds one ``workbench.bench.workloads.Workload``: an engine model paired with a reference
+        loop of the same algorithm.
     """
 
 
