@@ -110,13 +110,20 @@ class TwoNetworkGAN(GanModel):
     :param hp: the hyper-parameters (``lr``, ``b1``, ``b2`` are used here).
     :param d_first: update D before G (the DCGAN tutorial) rather than after (PyTorch-GAN ``gan.py``).
     :param d_scale: factor on D's loss: 0.5 in ``gan.py``, 1 in the DCGAN tutorial.
+    :param reuse_fake_logits: declare it only for a discriminator whose output depends on nothing but its
+        weights and input (no BatchNorm, dropout or other state or randomness). With D updated after G, D's
+        weights do not change between G's update and D's, so D's pass over the fakes in G's update also
+        serves D's update: one forward pass less per step, and bit-identical updates. Ignored with
+        ``d_first`` (D's update comes first and changes the weights G's update sees) and with a loss that
+        adds a penalty (its extra gradient terms would be summed in another order).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, hp: dict, latent_dim: int,
-                 d_first: bool = False, d_scale: float = 0.5):
+                 d_first: bool = False, d_scale: float = 0.5, reuse_fake_logits: bool = False):
         super().__init__({"generator": generator, "discriminator": discriminator}, {}, latent_dim)
         self.G, self.D = generator, discriminator
         self.hp, self.d_first, self.d_scale = hp, d_first, d_scale
+        self.reuse_fake_logits = reuse_fake_logits and not d_first
 
     def make_optimizers(self) -> None:
         device = next(self.G.parameters()).device
@@ -142,6 +149,10 @@ class TwoNetworkGAN(GanModel):
             join()  # D sees the real batch before the fakes, as in the tutorial (BatchNorm's running statistics)
             d_loss, d_real, fake_logits_d = self._update_d(real, fake, loss, real_logits)
             g_loss, fake_logits = self._update_g(fake, loss)
+        elif self.reuse_fake_logits and type(loss).penalty is AdversarialLoss.penalty:
+            fake = self.G(self.draw_noise(real.shape[0], real.device))
+            g_loss, fake_logits = self._update_g_keeping_d_graph(fake, loss)
+            d_loss, d_real, _ = self._update_d(real, fake, loss, fake_logits=fake_logits)
         else:
             fake = self.G(self.draw_noise(real.shape[0], real.device))
             g_loss, fake_logits = self._update_g(fake, loss)
@@ -161,20 +172,40 @@ class TwoNetworkGAN(GanModel):
         opt.step()
         return g_loss, fake_logits
 
+    def _update_g_keeping_d_graph(self, fake: torch.Tensor, loss: AdversarialLoss):
+        """G's update from a pass over the fakes through a trainable D, kept for D's update (reuse_fake_logits).
+
+        Only G's gradients are computed (``inputs``), exactly those of the frozen-D pass of ``_update_g``.
+        """
+        opt = self.optimizers["generator"]
+        opt.zero_grad(set_to_none=True)
+        fake_logits = self.D(fake)
+        g_loss = loss.g_loss(fake_logits)
+        g_loss.backward(inputs=_trainable(opt), retain_graph=True)
+        opt.step()
+        return g_loss, fake_logits
+
     def _update_d(self, real: torch.Tensor, fake: torch.Tensor, loss: AdversarialLoss,
-                  real_logits: torch.Tensor | None = None):
+                  real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None):
         opt = self.optimizers["discriminator"]
         opt.zero_grad(set_to_none=True)
         fake = fake.detach()
         # Real and fake go through D separately, as in the reference, so BatchNorm sees the same batches.
         if real_logits is None:
             real_logits = self.D(real)
-        fake_logits = self.D(fake)
+        reused = fake_logits is not None
+        if not reused:
+            fake_logits = self.D(fake)
         d_loss = self.d_scale * loss.d_loss(real_logits, fake_logits)
         penalty = loss.penalty(self.D, real, fake)
         if penalty is not None:
             d_loss = d_loss + penalty
         with gradients_from_two_streams():
-            d_loss.backward()
+            # Reused fake logits still lead back into G, whose update is done: D's gradients only.
+            d_loss.backward(inputs=_trainable(opt) if reused else None)
         opt.step()
         return d_loss, loss.score(real_logits), fake_logits
+
+
+def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
