@@ -6,7 +6,10 @@ The subprocesses run with one thread: these tests check behaviour, never speed, 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,47 @@ def test_the_celeba_like_workload_runs_both_paths_on_the_same_generated_jpegs(pl
     assert [row[0] for row in result.curves()] == [1, 2, 3]
     assert list((tmp_path / "cache").glob("folder-64px-3ch-*.safetensors"))  # not in the user's cache folder
     assert "| dcgan-64 | PyTorch DCGAN tutorial, CelebA-like JPEG folder | 4 | 2 |" in report.table([result], "cpu")
+
+
+@pytest.mark.parametrize("name, flags", [("gan_script.py", []), ("aae_script.py", ["--img_size", "32"])])
+def test_the_standalone_scripts_train_print_every_batch_and_save_grids_offline(name, flags, fashion_images, tmp_path):
+    from plugins.classic.scripts import HERE, write_data_root
+
+    images = fashion_images[:512].unsqueeze(1)
+    root = write_data_root("fashion-mnist-test", images, None, tmp_path)
+    assert (root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+    result = subprocess.run([sys.executable, str(HERE / name), "--data_root", str(root), "--dataset", "fashion-mnist",
+                             "--n_steps", "5", "--sample_interval", "2", *flags], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    batches = [line for line in result.stdout.splitlines() if line.startswith("[Epoch 0/200] [Batch ")]
+    assert len(batches) == 5 and batches[-1].startswith("[Epoch 0/200] [Batch 4/8] [D loss: ")
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["0.png", "2.png", "4.png"]
+
+
+def test_whole_process_mode_runs_the_script_and_ganbench_run_as_processes(cli):
+    result = cli("bench", "--whole-process", "-m", "mlp_gan", "--dataset", "fashion-mnist-test", "--steps", "2",
+                 "--warmup", "1", "--process-steps", "12", "--json", env=ONE_THREAD, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    (engine,) = summary["results"]
+    (whole,) = summary["whole_process"]
+    assert whole["workload"] == "mlp_gan" and whole["script"] == "gan_script.py"
+    assert (whole["short_steps"], whole["long_steps"]) == (2, 12)
+    assert all(len(pair) == 2 and 0 < pair[0] and 0 < pair[1] for side in ("script", "ganbench")
+               for pair in whole["process_seconds"][side])
+    assert len(whole["first_step_s"]) == 2 and all(0 < t < max(whole["process_seconds"]["ganbench"][0])
+                                                   for t in whole["first_step_s"])
+    assert whole["engine_images_per_s"] == pytest.approx(engine["ganbench_median"], rel=0.01)
+    assert "outside_steps_share" in whole
+    line = re.search(r"^mlp_gan whole process: gan_script.py [\d,.]+ images/s, ganbench run [\d,.]+ images/s, "
+                     r"ratio [\d.]+x; engine ratio [\d.]+x; first step [\d.]+ s after launch; outside the steps "
+                     r"-?[\d.]+ % of the run$", result.stderr, re.M)
+    assert line, result.stderr[-2000:]
+
+
+def test_whole_process_mode_refuses_a_workload_without_a_script(cli):
+    result = cli("bench", "--whole-process", "-m", "dcgan-32")
+    assert result.returncode == 2
+    assert "dcgan-32 has no standalone script to run as a process; --whole-process runs mlp_gan, aae." \
+        in result.stderr

@@ -118,3 +118,17 @@ def test_grids_have_the_pixels_of_torchvisions_save_image(shape, nrow, tmp_path)
                normalize=True, value_range=(-1, 1), padding=2)
     ours, theirs = (np.asarray(Image.open(tmp_path / name)) for name in ("ours.png", "theirs.png"))
     assert ours.shape == theirs.shape and (ours == theirs).all()
+
+
+def test_a_whole_run_imports_neither_dynamo_nor_torchvision(cli, tmp_path):
+    """Importing torch._dynamo costs 1.5 s of CPU before the first step and as much at exit on a 2-core CPU;
+    torchvision another second. A run that compiles nothing needs neither, grids and checkpoints included."""
+    result = cli("run", "--plugin", "mlp_gan", "--steps", "4", "--set", "batch_size=16", "--set", "sample_every=2",
+                 "--set", "checkpoint_every=2", "--runs-dir", str(tmp_path / "runs"),
+                 env={"PYTHONPROFILEIMPORTTIME": "1", "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
+    assert "torch" in imported and "safetensors" in imported  # the import log is complete
+    assert not {name for name in imported if name.startswith(("torch._dynamo", "torchvision"))}
+    (run,) = (tmp_path / "runs").iterdir()
+    assert len(list((run / "samples").glob("*.png"))) == 2 and list((run / "checkpoints").glob("step-*"))

@@ -225,6 +225,7 @@ class WorkloadBench:
                 workload.make_folder(image_folder, (total + 2) * hp["batch_size"], seed)
             self.dataset = f"{'generated ' if generated else ''}image folder {image_folder}"
             request = ClassicData(hp, self.workdir, folder=Path(image_folder))
+            self.images = self.labels = None
         else:
             if image_folder is not None:
                 raise ConfigError(f"--image-folder is for the workloads that read a folder of images; "
@@ -234,6 +235,7 @@ class WorkloadBench:
             hp = self.config.hyperparams
             data = load_images(self.config, plugins, hp["image_size"])
             self.dataset = f"{self.config.dataset} ({data.images.shape[0]:,} images)"
+            self.images, self.labels = data.images, data.labels  # for the whole-process scripts' files
             request = ClassicData(hp, self.workdir, images=data.images, labels=data.labels,
                                   dataset=self.config.dataset)
         self.loader = workload.classic_data(request)
