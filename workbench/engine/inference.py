@@ -8,21 +8,10 @@ import torch
 
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.devices import pick_device
-from workbench.engine.rundir import RunDir
+from workbench.engine.rundir import resolve_checkpoint
 from workbench.engine.samples import generate
 from workbench.errors import CheckpointError
 from workbench.plugins import PluginSet
-
-
-def resolve_checkpoint(path: Path) -> Path:
-    """A checkpoint file, or the latest checkpoint of a run directory."""
-    path = Path(path)
-    if path.is_dir():
-        newest = RunDir(path).newest_checkpoint()
-        if newest is None:
-            raise CheckpointError(f"{path} holds no checkpoint.")
-        return newest
-    return path
 
 
 def load_model(path: Path, plugins: PluginSet, device: str = "auto"):

@@ -22,7 +22,7 @@ from pathlib import Path
 from workbench.atomic import write_text_atomic
 from workbench.config import RunConfig, check_run_name, run_name_default, runs_root
 from workbench.engine.lock import run_is_locked
-from workbench.errors import ConfigError, GanbenchError
+from workbench.errors import CheckpointError, ConfigError, GanbenchError
 
 FINISHED = {"completed", "stopped", "diverged", "failed"}
 
@@ -76,6 +76,14 @@ class RunDir:
     def requests(self) -> Path:
         return self.path / "requests"
 
+    def read_config(self) -> dict:
+        """The run's ``config.json`` as a dict; empty when it is missing or unreadable."""
+        try:
+            config = json.loads(self.config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return config if isinstance(config, dict) else {}
+
     def read_state(self) -> dict:
         try:
             return json.loads(self.state.read_text(encoding="utf-8"))
@@ -97,6 +105,17 @@ class RunDir:
                                  and not pid_alive(state.get("pid"))):
                 return "crashed"
         return status
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file, or the latest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        newest = RunDir(path).newest_checkpoint()
+        if newest is None:
+            raise CheckpointError(f"{path} holds no checkpoint.")
+        return newest
+    return path
 
 
 def pid_alive(pid) -> bool:
@@ -175,10 +194,7 @@ def last_event(run_dir: RunDir, kind: str, tail_bytes: int = 256 * 1024) -> dict
 
 def summarize(run_dir: RunDir) -> dict:
     """One row of the runs table: name, status, model, dataset, loss, steps, last losses, start time."""
-    try:
-        config = json.loads(run_dir.config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = {}
+    config = run_dir.read_config()
     state = run_dir.read_state()
     metrics = last_event(run_dir, "metrics") or {}
     return {"name": run_dir.path.name, "path": str(run_dir.path), "status": run_dir.status(),

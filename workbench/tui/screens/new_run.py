@@ -1,13 +1,14 @@
 """Configuring and starting a run: model, dataset and loss pickers and a form built from the model's settings.
 
 Every field is checked as it is typed with the same ``HyperParam.parse`` the
-CLI uses; the run cannot start while a field is refused. Starting launches
-``ganbench run`` as a detached process and opens its run screen.
+CLI uses; the run cannot start while a field is refused. Starting builds the
+run's ``RunConfig`` as the CLI does, creates its run folder and starts
+``ganbench run --config <run>/config.json`` as a detached process (``launch_run``),
+then opens its run screen.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,8 +18,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from workbench.config import ENGINE_PARAMS, build_config, check_run_name, run_name_default
-from workbench.engine.launch import free_run_name, launch_run
+from workbench.config import ENGINE_PARAMS, RunConfig, build_config, check_run_name, validate
+from workbench.engine.launch import launch_run
 from workbench.errors import ConfigError, GanbenchError
 from workbench.params import HyperParam
 from workbench.tui.widgets.param_form import FieldSpec, ParamForm
@@ -31,10 +32,6 @@ TABLES = {"model": "models", "dataset": "datasets", "loss": "losses"}  # picker 
 STEPS = HyperParam("steps", "int", 1, min=1)
 SEED = HyperParam("seed", "int", 0, "random seed", min=0)
 DOWNLOAD = HyperParam("download", "bool", False, "download the dataset if it is missing and the network allows")
-
-
-def _value_text(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class NewRunScreen(Screen):
@@ -192,45 +189,31 @@ class NewRunScreen(Screen):
                 invalid[0].input.focus()
             return
         try:
-            args, name = self._arguments()
+            launched = launch_run(self._config())
         except GanbenchError as exc:
             message.update(str(exc))
             self.notify(str(exc), severity="error")
             return
         message.update("")
-        launched = launch_run(args, self.runs_dir, name)
         self.app.track(launched)
         self.dismiss()
         self.app.open_run(launched.run_dir, launched)
 
-    def _arguments(self) -> tuple[list[str], str]:
-        """The ``ganbench run`` arguments and the run name; checks the whole configuration first."""
+    def _config(self) -> RunConfig:
+        """The run's configuration from the pickers and forms, checked whole as ``ganbench run`` checks it."""
         run = self.query_one("#run-form", ParamForm).values()
         chosen = {kind: self.query_one(f"#pick-{kind}", Select).value for kind in ("dataset", "loss", "device")}
-        spec = self.plugins.registry.model(self.model)
-        sets = [f"{name}={_value_text(value)}" for name, value in self.query_one("#model-form", ParamForm).values()
-                .items() if value != spec.param(name).default]
-        sets += [f"{p.name}={_value_text(v)}" for p in ENGINE_PARAMS
-                 if (v := self.query_one("#engine-form", ParamForm).values()[p.name]) != p.default]
         config = build_config(self.plugins.registry, self.model, dataset=chosen["dataset"], loss=chosen["loss"],
-                              sets=sets, steps=run["steps"], device=chosen["device"], seed=run["seed"],
-                              runs_dir=str(self.runs_dir), name=run["name"], data_root=run["data_root"],
+                              steps=run["steps"], device=chosen["device"], seed=run["seed"],
+                              runs_dir=str(self.runs_dir.absolute()), name=run["name"], data_root=run["data_root"],
                               download=run["download"] or None)
+        config.hyperparams.update(self.query_one("#model-form", ParamForm).values())  # values the fields parsed
+        config.engine.update(self.query_one("#engine-form", ParamForm).values())
+        validate(config, self.plugins.registry)
         from workbench.engine.devices import pick_device
 
         pick_device(config.device)  # "cuda" on a machine without one fails here, in one sentence
-        name = run["name"] or free_run_name(self.runs_dir, run_name_default(config, time.strftime("%Y%m%d-%H%M%S")))
-        args = ["--plugin", self.model, "--dataset", config.dataset, "--loss", config.loss,
-                "--device", config.device, "--seed", str(config.seed)]
-        if config.steps:
-            args += ["--steps", str(config.steps)]
-        if config.data_root:
-            args += ["--data-root", config.data_root]
-        if config.download:
-            args.append("--download")
-        for item in sets:
-            args += ["--set", item]
-        return args, name
+        return config
 
     def action_back(self) -> None:
         self.dismiss()

@@ -13,7 +13,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from workbench.engine.launch import ACTIVE, resume_run
-from workbench.engine.rundir import RunDir, list_runs, summarize
+from workbench.engine.rundir import RunDir, list_runs, resolve_checkpoint, summarize
+from workbench.errors import CheckpointError
 from workbench.tui.messages import RunsScanned
 from workbench.tui.screens.compare import CompareScreen
 from workbench.tui.screens.confirm import ConfirmScreen
@@ -155,7 +156,9 @@ class RunsScreen(Screen):
             self.notify(f"{row['name']} is {row['status']}; open it to control it.", severity="warning")
             return
         run_dir = RunDir(Path(row["path"]))
-        if run_dir.newest_checkpoint() is None:
+        try:
+            resolve_checkpoint(run_dir.path)  # the file ``ganbench run --resume`` and ``ganbench sample`` would take
+        except CheckpointError:
             self.notify(f"{row['name']} has no checkpoint to resume from.", severity="error")
             return
 
