@@ -171,3 +171,22 @@ def test_whole_process_mode_refuses_a_workload_without_a_script(cli):
     assert result.returncode == 2
     assert "dcgan-32 has no standalone script to run as a process; --whole-process runs mlp_gan, aae." \
         in result.stderr
+
+
+def test_a_repeat_whose_long_process_was_not_slower_measures_nothing():
+    """Under a load that changes between processes the long run can finish first: that repeat is left out."""
+    from workbench.bench.whole_process import ProcessTiming, WholeProcessResult, summary_line, to_dict
+    from workbench.bench.workloads import ClassicScript, Workload
+
+    script = ClassicScript(Path("gan_script.py"), lambda *a: [], lambda *a: Path())
+    result = WholeProcessResult(Workload("w", "m", "ref", object, lambda data: None, whole_process=script),
+                                64, "d", 50, 300)
+    for ganbench_long in (11.0, 16.0):  # 12 s for 50 steps, then 11 s (nothing measured) or 16 s for 300
+        result.script.append((ProcessTiming("script", 50, 10.0), ProcessTiming("script", 300, 20.0)))
+        result.ganbench.append((ProcessTiming("ganbench", 50, 12.0, 3.0),
+                                ProcessTiming("ganbench", 300, ganbench_long, 3.2)))
+    summary = to_dict(result, engine_rate=5000.0)
+    assert summary["ganbench_images_per_s"] == [None, 4000.0] and summary["ratio"] == 2.5
+    assert summary["outside_steps_share"] == 0.2 and summary["first_step_median_s"] == 3.1
+    assert "ratio 2.50x; engine ratio 2.00x; first step 3.10 s after launch; outside the steps 20.0 %" in \
+        summary_line(result, 2.0, 5000.0)

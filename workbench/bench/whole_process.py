@@ -12,6 +12,7 @@ as the time from launching the process to its first training step (the
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import subprocess
@@ -48,7 +49,10 @@ class WholeProcessResult:
     ganbench: list[tuple[ProcessTiming, ProcessTiming]] = field(default_factory=list)
 
     def _rates(self, pairs) -> list[float]:
-        return [(self.long - self.short) * self.batch_size / max(b.seconds - a.seconds, 1e-9) for a, b in pairs]
+        """Steady-state images/s per repeat; NaN where the long process took no longer than the short one
+        (the machine's load changed between them: that repeat measured nothing)."""
+        return [(self.long - self.short) * self.batch_size / (b.seconds - a.seconds) if b.seconds > a.seconds
+                else math.nan for a, b in pairs]
 
     @property
     def script_rates(self) -> list[float]:
@@ -65,7 +69,8 @@ class WholeProcessResult:
 
     @property
     def ratio(self) -> float:
-        return statistics.median(self.ratios)
+        """The median of the repeats that measured something (NaN if none did)."""
+        return _median(self.ratios)
 
     @property
     def first_step_s(self) -> float:
@@ -75,7 +80,17 @@ class WholeProcessResult:
     def outside_share(self, engine_rate: float) -> float:
         """The share of a default run's wall time spent outside the training steps: 1 - the whole run's
         steady-state rate over the engine's own step rate (measured in-process on the same data)."""
-        return 1 - statistics.median(self.ganbench_rates) / engine_rate
+        return 1 - _median(self.ganbench_rates) / engine_rate
+
+
+def _median(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.median(finite) if finite else math.nan
+
+
+def _number(value: float, digits: int):
+    """A JSON number, or null for a repeat that measured nothing."""
+    return round(value, digits) if math.isfinite(value) else None
 
 
 class WholeProcessBench:
@@ -159,14 +174,14 @@ def to_dict(result: WholeProcessResult, engine_rate: float | None = None) -> dic
     out = {"workload": result.workload.name, "script": str(result.workload.whole_process.path.name),
            "dataset": result.dataset, "batch_size": result.batch_size, "short_steps": result.short,
            "long_steps": result.long, "process_seconds": pairs,
-           "script_images_per_s": [round(r, 1) for r in result.script_rates],
-           "ganbench_images_per_s": [round(r, 1) for r in result.ganbench_rates],
-           "ratios": [round(r, 3) for r in result.ratios], "ratio": round(result.ratio, 3),
+           "script_images_per_s": [_number(r, 1) for r in result.script_rates],
+           "ganbench_images_per_s": [_number(r, 1) for r in result.ganbench_rates],
+           "ratios": [_number(r, 3) for r in result.ratios], "ratio": _number(result.ratio, 3),
            "first_step_s": [t.first_step_s for pair in result.ganbench for t in pair],
            "first_step_median_s": round(result.first_step_s, 3)}
     if engine_rate:
         out["engine_images_per_s"] = round(engine_rate, 1)
-        out["outside_steps_share"] = round(result.outside_share(engine_rate), 4)
+        out["outside_steps_share"] = _number(result.outside_share(engine_rate), 4)
     return out
 
 
@@ -174,8 +189,8 @@ def summary_line(result: WholeProcessResult, engine_ratio: float | None, engine_
     """``NAME whole process: script 1,876 images/s, ganbench run 4,200 images/s, ratio 2.24x; engine ratio
     2.35x; first step 3.1 s after launch; outside the steps 2.1 % of the run``."""
     line = (f"{result.workload.name} whole process: {result.workload.whole_process.path.name} "
-            f"{statistics.median(result.script_rates):,.1f} images/s, ganbench run "
-            f"{statistics.median(result.ganbench_rates):,.1f} images/s, ratio {result.ratio:.2f}x")
+            f"{_median(result.script_rates):,.1f} images/s, ganbench run "
+            f"{_median(result.ganbench_rates):,.1f} images/s, ratio {result.ratio:.2f}x")
     if engine_ratio is not None:
         line += f"; engine ratio {engine_ratio:.2f}x"
     line += f"; first step {result.first_step_s:.2f} s after launch"
@@ -192,7 +207,7 @@ def table(rows: list[tuple[WholeProcessResult, float | None, float | None]], dev
         engine = f"{engine_ratio:.2f}x" if engine_ratio is not None else "-"
         outside = f"{100 * result.outside_share(engine_rate):.1f} %" if engine_rate else "-"
         lines.append(f"| {result.workload.name} | {result.workload.whole_process.path.name} | {result.short} / "
-                     f"{result.long} | {statistics.median(result.script_rates):,.0f} | "
-                     f"{statistics.median(result.ganbench_rates):,.0f} | {result.ratio:.2f}x | {engine} | "
+                     f"{result.long} | {_median(result.script_rates):,.0f} | "
+                     f"{_median(result.ganbench_rates):,.0f} | {result.ratio:.2f}x | {engine} | "
                      f"{result.first_step_s:.1f} s | {outside} |")
     return "\n".join(lines) + f"\n\ndevice: {device}"
