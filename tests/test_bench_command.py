@@ -160,9 +160,12 @@ def test_whole_process_mode_runs_the_script_and_ganbench_run_as_processes(cli):
                                                    for t in whole["first_step_s"])
     assert whole["engine_images_per_s"] == pytest.approx(engine["ganbench_median"], rel=0.01)
     assert "outside_steps_share" in whole
-    line = re.search(r"^mlp_gan whole process: gan_script.py [\d,.]+ images/s, ganbench run [\d,.]+ images/s, "
-                     r"ratio [\d.]+x; engine ratio [\d.]+x; first step [\d.]+ s after launch; outside the steps "
-                     r"-?[\d.]+ % of the run$", result.stderr, re.M)
+    # With 2 and 12 steps a changing load can make the long process the quicker one: that repeat measures
+    # nothing (nan, null in the JSON); the format and the timings of every process are checked all the same.
+    number = r"(?:-?[\d,.]+|nan)"
+    line = re.search(rf"^mlp_gan whole process: gan_script.py {number} images/s, ganbench run {number} images/s, "
+                     rf"ratio {number}x; engine ratio [\d.]+x; first step [\d.]+ s after launch; outside the steps "
+                     rf"{number} % of the run$", result.stderr, re.M)
     assert line, result.stderr[-2000:]
 
 
