@@ -9,6 +9,8 @@ the two modules. Models with another structure (the AAE) override
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import nn
 
@@ -95,11 +97,74 @@ class GanModel:
         raise NotImplementedError
 
 
+class FusedAdam(torch.optim.Adam):
+    """``torch.optim.Adam(fused=True)`` whose ``step`` calls the fused kernel itself.
+
+    The same kernel with the same tensors in the same order, so the updates are bit-identical (a test
+    compares them), without what ``Adam.step`` adds around it every step: the step hooks and profiler
+    records, grouping the tensors by device, and an import of ``torch._dynamo`` (1.5 s of CPU before a run's
+    first step on a 2-core CPU, and as much again when the process exits). Settings the shortcut does not
+    cover (amsgrad, maximize, a tensor learning rate, a closure ...) go through ``Adam.step``.
+    """
+
+    def __init__(self, params, **kwargs):
+        _no_dynamo_import_for_optimizers()
+        super().__init__(params, fused=True, **kwargs)
+
+    def step(self, closure=None):
+        if closure is not None or not all(_plain_fused(group) for group in self.param_groups) \
+                or getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None:
+            return super().step(closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+                has_complex = self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, [], steps)
+                if not params:
+                    continue
+                if has_complex or len({(p.device, p.dtype) for p in params}) > 1:
+                    return super().step()  # Adam.step groups them; the states are initialised already
+                beta1, beta2 = group["betas"]
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
+                                   beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+                                   maximize=False, grad_scale=None, found_inf=None)
+        return None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if not set_to_none:
+            return super().zero_grad(set_to_none)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+
+def _plain_fused(group: dict) -> bool:
+    return (group["fused"] and not group["amsgrad"] and not group["maximize"] and not group["differentiable"]
+            and not group.get("decoupled_weight_decay", False) and not torch.is_tensor(group["lr"]))
+
+
+def _no_dynamo_import_for_optimizers() -> None:
+    """Let torch.optim's ``add_param_group``, ``state_dict`` and ``load_state_dict`` run without importing dynamo.
+
+    They are wrapped in ``torch._disable_dynamo``, whose first call imports ``torch._dynamo`` only to mark the
+    method "never trace", and keeps the marked function in the attribute ``__dynamo_disable``. Until dynamo
+    is loaded no code can be compiled, so marking each with itself changes nothing but the import.
+    ganbench compiles networks only (``compile=on``), never an optimizer.
+    """
+    if "torch._dynamo" in sys.modules:
+        return
+    for method in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
+        function = getattr(getattr(torch.optim.Optimizer, method), "__wrapped__", None)
+        if function is not None and not hasattr(function, "__dynamo_disable"):
+            setattr(function, "__dynamo_disable", function)
+
+
 def adam(params, lr: float, b1: float, b2: float, device: torch.device) -> torch.optim.Adam:
-    """Adam as the reference scripts use it; the fused kernel on CUDA and CPU (+20 % per step on the CPU MLPs),
-    foreach elsewhere."""
-    fused = device.type in ("cuda", "cpu")
-    return torch.optim.Adam(params, lr=lr, betas=(b1, b2), fused=fused or None, foreach=None if fused else True)
+    """Adam as the reference scripts use it; the fused kernel on CUDA and CPU (+20 % per step on the CPU MLPs,
+    called directly by ``FusedAdam``), foreach elsewhere."""
+    if device.type in ("cuda", "cpu"):
+        return FusedAdam(params, lr=lr, betas=(b1, b2))
+    return torch.optim.Adam(params, lr=lr, betas=(b1, b2), foreach=True)
 
 
 class TwoNetworkGAN(GanModel):
@@ -110,13 +175,20 @@ class TwoNetworkGAN(GanModel):
     :param hp: the hyper-parameters (``lr``, ``b1``, ``b2`` are used here).
     :param d_first: update D before G (the DCGAN tutorial) rather than after (PyTorch-GAN ``gan.py``).
     :param d_scale: factor on D's loss: 0.5 in ``gan.py``, 1 in the DCGAN tutorial.
+    :param reuse_fake_logits: declare it only for a discriminator whose output depends on nothing but its
+        weights and input (no BatchNorm, dropout or other state or randomness). With D updated after G, D's
+        weights do not change between G's update and D's, so D's pass over the fakes in G's update also
+        serves D's update: one forward pass less per step, and bit-identical updates. Ignored with
+        ``d_first`` (D's update comes first and changes the weights G's update sees) and with a loss that
+        adds a penalty (its extra gradient terms would be summed in another order).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, hp: dict, latent_dim: int,
-                 d_first: bool = False, d_scale: float = 0.5):
+                 d_first: bool = False, d_scale: float = 0.5, reuse_fake_logits: bool = False):
         super().__init__({"generator": generator, "discriminator": discriminator}, {}, latent_dim)
         self.G, self.D = generator, discriminator
         self.hp, self.d_first, self.d_scale = hp, d_first, d_scale
+        self.reuse_fake_logits = reuse_fake_logits and not d_first
 
     def make_optimizers(self) -> None:
         device = next(self.G.parameters()).device
@@ -142,6 +214,10 @@ class TwoNetworkGAN(GanModel):
             join()  # D sees the real batch before the fakes, as in the tutorial (BatchNorm's running statistics)
             d_loss, d_real, fake_logits_d = self._update_d(real, fake, loss, real_logits)
             g_loss, fake_logits = self._update_g(fake, loss)
+        elif self.reuse_fake_logits and type(loss).penalty is AdversarialLoss.penalty:
+            fake = self.G(self.draw_noise(real.shape[0], real.device))
+            g_loss, fake_logits = self._update_g_keeping_d_graph(fake, loss)
+            d_loss, d_real, _ = self._update_d(real, fake, loss, fake_logits=fake_logits)
         else:
             fake = self.G(self.draw_noise(real.shape[0], real.device))
             g_loss, fake_logits = self._update_g(fake, loss)
@@ -161,20 +237,40 @@ class TwoNetworkGAN(GanModel):
         opt.step()
         return g_loss, fake_logits
 
+    def _update_g_keeping_d_graph(self, fake: torch.Tensor, loss: AdversarialLoss):
+        """G's update from a pass over the fakes through a trainable D, kept for D's update (reuse_fake_logits).
+
+        Only G's gradients are computed (``inputs``), exactly those of the frozen-D pass of ``_update_g``.
+        """
+        opt = self.optimizers["generator"]
+        opt.zero_grad(set_to_none=True)
+        fake_logits = self.D(fake)
+        g_loss = loss.g_loss(fake_logits)
+        g_loss.backward(inputs=_trainable(opt), retain_graph=True)
+        opt.step()
+        return g_loss, fake_logits
+
     def _update_d(self, real: torch.Tensor, fake: torch.Tensor, loss: AdversarialLoss,
-                  real_logits: torch.Tensor | None = None):
+                  real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None):
         opt = self.optimizers["discriminator"]
         opt.zero_grad(set_to_none=True)
         fake = fake.detach()
         # Real and fake go through D separately, as in the reference, so BatchNorm sees the same batches.
         if real_logits is None:
             real_logits = self.D(real)
-        fake_logits = self.D(fake)
+        reused = fake_logits is not None
+        if not reused:
+            fake_logits = self.D(fake)
         d_loss = self.d_scale * loss.d_loss(real_logits, fake_logits)
         penalty = loss.penalty(self.D, real, fake)
         if penalty is not None:
             d_loss = d_loss + penalty
         with gradients_from_two_streams():
-            d_loss.backward()
+            # Reused fake logits still lead back into G, whose update is done: D's gradients only.
+            d_loss.backward(inputs=_trainable(opt) if reused else None)
         opt.step()
         return d_loss, loss.score(real_logits), fake_logits
+
+
+def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,15 @@ from workbench.atomic import atomic_write
 
 def _eager_code():
     """Networks compiled with ``compile=on`` run their eager code inside: a sample batch (no gradients, its
-    own size) would otherwise make dynamo compile G once more, seconds in the middle of training."""
+    own size) would otherwise make dynamo compile G once more, seconds in the middle of training.
+
+    Nothing can be compiled unless dynamo was imported, and importing it costs seconds (``set_stance``
+    would import it): without it, there is nothing to switch off.
+    """
     set_stance = getattr(torch.compiler, "set_stance", None)  # PyTorch 2.6 and later
-    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
+    if set_stance is None or "torch._dynamo" not in sys.modules:
+        return contextlib.nullcontext()
+    return set_stance("force_eager")
 
 
 @torch.no_grad()
@@ -43,14 +50,43 @@ def generate(model, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
                 m.num_batches_tracked.copy_(tracked)
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> None:
-    """Write images in [-1, 1] as one PNG grid, atomically."""
-    from torchvision.utils import save_image
+def grid_pixels(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
+    """Images in [-1, 1] (N, C, H, W) laid out as one (height, width, 3) uint8 grid, on their own device.
 
-    nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
+    The layout and rounding of torchvision's ``save_image(normalize=True, value_range=(-1, 1))``: ``nrow``
+    images a row (default: about the square root of N), black ``padding`` between and around them (none
+    around a single image), grey images repeated into three channels. A few vectorised operations, no
+    Python per image.
+    """
+    count, channels, height, width = images.shape
+    padding = padding if count > 1 else 0
+    columns = min(nrow or max(1, int(math.sqrt(count))), count)
+    rows = math.ceil(count / columns)
+    x = images.detach().float()
+    if channels == 1:
+        x = x.expand(-1, 3, -1, -1)
+    pixels = x.clamp(-1, 1).sub(-1).div_(2).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+    cells = torch.zeros(rows * columns, pixels.shape[1], height + padding, width + padding, dtype=torch.uint8,
+                        device=pixels.device)
+    cells[:count, :, padding:, padding:] = pixels
+    grid = cells.view(rows, columns, -1, height + padding, width + padding).permute(0, 3, 1, 4, 2)
+    grid = grid.reshape(rows * (height + padding), columns * (width + padding), -1)
+    return torch.nn.functional.pad(grid, (0, 0, 0, padding, 0, padding))
+
+
+def write_png(pixels, path: Path) -> None:
+    """Write a (height, width, 3) uint8 array or CPU tensor as a PNG, atomically; no torch operator runs."""
+    from PIL import Image
+
+    array = pixels.numpy() if isinstance(pixels, torch.Tensor) else pixels
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as tmp:
-        save_image(images.cpu(), str(tmp), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2, format="png")
+        Image.fromarray(array).save(tmp, format="png")
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> None:
+    """Write images in [-1, 1] as one PNG grid, atomically."""
+    write_png(grid_pixels(images, nrow).cpu(), Path(path))
 
 
 @dataclass
@@ -66,24 +102,30 @@ class PendingGrid:
 class GridWriter:
     """Writes sample grids on a background thread, so training does not wait for PNG encoding and fsync.
 
-    The images leave the GPU by an asynchronous copy into pinned memory; the
-    thread waits for that copy, not the training loop. ``finished`` hands back
-    the grids whose writes ended, in order.
+    The grid's pixels are laid out by the caller's thread (microseconds of tensor work on the training
+    device): the writer thread runs no torch operator, so it never starts a second team of intra-op threads
+    beside the training's on the same cores. On a GPU the pixels leave by an asynchronous copy into pinned
+    memory, which the thread waits for, not the training loop. ``finished`` hands back the grids whose
+    writes ended, in order.
     """
 
     def __init__(self):
+        from PIL import Image
+
+        Image.preinit()  # PIL's common formats imported now, not by the first grid in the middle of training
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganbench-samples")
         self.pending: list[PendingGrid] = []
 
     def submit(self, images: torch.Tensor, path: Path, step: int, epoch: int) -> None:
-        ready = None
-        if images.device.type == "cuda":
-            host = torch.empty(images.shape, dtype=images.dtype, pin_memory=True)
-            host.copy_(images, non_blocking=True)
+        pixels, ready = grid_pixels(images), None
+        if pixels.device.type == "cuda":
+            host = torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True)
+            host.copy_(pixels, non_blocking=True)
             ready = torch.cuda.Event()
             ready.record()
-            images = host
-        future = self._pool.submit(_write_when_ready, images, ready, path)
+            pixels = host
+        # A NumPy view made here (it shares the memory the copy fills): the thread touches no tensor.
+        future = self._pool.submit(_write_when_ready, pixels.numpy(), ready, Path(path))
         self.pending.append(PendingGrid(path, step, epoch, future))
 
     def finished(self, wait: bool = False) -> list[PendingGrid]:
@@ -101,7 +143,7 @@ class GridWriter:
         self._pool.shutdown(wait=True)
 
 
-def _write_when_ready(images: torch.Tensor, ready, path: Path) -> None:
+def _write_when_ready(pixels, ready, path: Path) -> None:
     if ready is not None:
         ready.synchronize()
-    save_grid(images, path)
+    write_png(pixels, path)
