@@ -36,8 +36,42 @@ def add_arguments(run) -> None:
 
 
 def main(args) -> int:
-    from workbench.config import build_config
     from workbench.console import make_progress
+    from workbench.interrupts import Interrupted
+
+    try:
+        control_and_run = _prepare(args)
+    except Interrupted as exc:  # before training began: no checkpoint to write, nothing to record
+        return _interrupted_before_training(args, exc.signum)
+    control, run = control_and_run
+    control.requests = run.dir.requests
+    run.listeners.append(make_progress(sys.stdout))
+    received, previous = _install_signal_handlers(control)
+    early = args.interrupts.hand_over() if getattr(args, "interrupts", None) else None
+    if early is not None:  # a signal that came while starting (and some library swallowed): do not train
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _abandon(run, created=not args.resume)
+        return _interrupted_before_training(args, early)
+    try:
+        reason = run.train()
+    except KeyboardInterrupt:
+        _say(f"ganbench: {run.end_message} Continue with: ganbench run --resume {run.dir.path}", sys.stderr)
+        return 128 + (received[-1] if received else signal.SIGINT)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    _say(f"run directory: {run.dir.path}", sys.stdout)
+    if reason in ("failed", "diverged"):
+        _say(f"ganbench: {reason}: {run.end_message}", sys.stderr)
+    if reason == "stopped" and received:
+        return 128 + received[-1]
+    return EXIT_CODES.get(reason, 1)
+
+
+def _prepare(args):
+    """Load the plugins and build the run (a new one, or one to resume); return its control and the run."""
+    from workbench.config import build_config
     from workbench.engine.control import RunControl
     from workbench.engine.run import prepare_run
     from workbench.plugins import load_plugins
@@ -67,23 +101,24 @@ def main(args) -> int:
                               steps=args.steps, device=args.device, seed=args.seed, runs_dir=args.runs_dir,
                               name=args.name, data_root=args.data_root, download=args.download or None)
         run = prepare_run(config, plugins, control=control)
-    control.requests = run.dir.requests
-    run.listeners.append(make_progress(sys.stdout))
-    received, previous = _install_signal_handlers(control)
-    try:
-        reason = run.train()
-    except KeyboardInterrupt:
-        _say(f"ganbench: {run.end_message} Continue with: ganbench run --resume {run.dir.path}", sys.stderr)
-        return 128 + (received[-1] if received else signal.SIGINT)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    _say(f"run directory: {run.dir.path}", sys.stdout)
-    if reason in ("failed", "diverged"):
-        _say(f"ganbench: {reason}: {run.end_message}", sys.stderr)
-    if reason == "stopped" and received:
-        return 128 + received[-1]
-    return EXIT_CODES.get(reason, 1)
+    return control, run
+
+
+def _abandon(run, created: bool) -> None:
+    """Give up a run that never started training: unlock it, and remove its folder if this process made it."""
+    from workbench.engine.rundir import discard_unstarted
+
+    if run.lock is not None:
+        run.lock.release()
+        run.lock = None
+    if created:
+        discard_unstarted(run.dir)
+
+
+def _interrupted_before_training(args, signum: int) -> int:
+    kept = f"{args.resume} is as it was" if args.resume else "no run folder was left behind"
+    _say(f"ganbench: interrupted by {signal.Signals(signum).name} before training started; {kept}.", sys.stderr)
+    return 128 + signum
 
 
 def _say(text: str, stream) -> None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.atomic import write_text_atomic
 from workbench.config import RunConfig, check_run_name, run_name_default, runs_root
-from workbench.engine.lock import run_is_locked
+from workbench.engine.lock import LOCK_NAME, run_is_locked
 from workbench.errors import ConfigError, GanbenchError
 
 FINISHED = {"completed", "stopped", "diverged", "failed"}
@@ -145,6 +146,21 @@ def create_run_dir(config: RunConfig) -> RunDir:
         sub.mkdir()
     write_text_atomic(run_dir.config, json.dumps(config.to_dict(), indent=2))
     return run_dir
+
+
+def discard_unstarted(run_dir: RunDir) -> bool:
+    """Remove a run folder that ``create_run_dir`` made and no training has written to; True if removed.
+
+    A folder holding anything beyond the empty sub-folders and ``config.json`` is left alone.
+    """
+    expected = {run_dir.config, run_dir.samples, run_dir.checkpoints, run_dir.requests, run_dir.path / LOCK_NAME}
+    try:
+        if any(p not in expected or (p.is_dir() and any(p.iterdir())) for p in run_dir.path.iterdir()):
+            return False
+        shutil.rmtree(run_dir.path)
+    except OSError:
+        return False
+    return True
 
 
 def list_runs(root: Path) -> list[RunDir]:
