@@ -87,6 +87,10 @@ def read_metadata(path: Path) -> dict[str, Any]:
             if len(head) < 8:
                 raise CheckpointError(f"{path} is not a safetensors checkpoint (the file is too short).")
             (size,) = struct.unpack("<Q", head)
+            if handle.read(1) != b"{":  # a safetensors header is a JSON object right after its 8-byte size
+                _refuse_pickle(path, head)
+                raise CheckpointError(f"{path} is not a safetensors file.")
+            handle.seek(8)
             if size > MAX_HEADER_BYTES:
                 _refuse_pickle(path, head)
                 raise CheckpointError(f"{path} declares a {size}-byte header, over the {MAX_HEADER_BYTES} limit; refusing it.")
