@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import install_plugin, refusing_writes
+from helpers import install_plugin, refusing_writes, small_tmpfs
 from workbench.config import build_config
 from workbench.engine.checkpoint import load_checkpoint
 from workbench.engine.events import read_events
@@ -214,21 +214,6 @@ def small_run(plugins, runs: Path, tiny_mnist, steps: int, name: str = "disk", *
     config = build_config(plugins.registry, "mlp_gan", dataset="mnist", data_root=str(tiny_mnist), sets=sets,
                           runs_dir=str(runs), device="cpu", steps=steps, name=name, **kw)
     return prepare_run(config, plugins)
-
-
-@contextlib.contextmanager
-def small_tmpfs(where: Path, size: int):
-    """A real file system of ``size`` bytes at ``where`` (needs the right to mount, as root in CI)."""
-    where.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(plugins, tmp_path, tiny_mnist):
