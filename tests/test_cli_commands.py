@@ -122,3 +122,39 @@ def test_plugins_lists_core_plugins_from_entry_points(cli):
     assert data["models"]["dcgan"]["dist"] == "ganbench"
     image_size = next(p for p in data["models"]["dcgan"]["hyperparams"] if p["name"] == "image_size")
     assert image_size["choices"] == [32, 64]
+
+
+def test_config_file_repeats_a_run_and_trains_a_prepared_folder(cli, tiny_mnist, tmp_path):
+    first = cli("run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", str(tiny_mnist), "--steps", "4",
+                "--lr", "0.001", "--name", "first", *TINY)
+    assert first.returncode == 0, first.stderr
+    original = tmp_path / "runs" / "first" / "config.json"
+
+    # another run's config.json is a template: a new folder, its settings, the flags beside it on top
+    again = cli("run", "--config", str(original), "--steps", "6", "--set", "latent_dim=50")
+    assert again.returncode == 0, again.stderr
+    repeated = [p for p in (tmp_path / "runs").iterdir() if p.name != "first"]
+    assert len(repeated) == 1
+    config = json.loads((repeated[0] / "config.json").read_text())
+    assert config["hyperparams"]["lr"] == 0.001 and config["hyperparams"]["latent_dim"] == 50
+    assert config["steps"] == 6 and config["data_root"] == str(tiny_mnist)
+    assert json.loads((tmp_path / "runs" / "first" / "config.json").read_text())["steps"] == 4
+
+    # a folder a launcher prepared (config.json, nothing else yet) trains in place
+    prepared = tmp_path / "runs" / "prepared"
+    prepared.mkdir()
+    (prepared / "config.json").write_text(json.dumps({**json.loads(original.read_text()), "name": "prepared",
+                                                      "tags": {"sweep": "s1", "trial": 3}}))
+    inside = cli("run", "--config", str(prepared / "config.json"))
+    assert inside.returncode == 0, inside.stderr
+    assert (prepared / "checkpoints" / "latest.safetensors").is_file()
+    assert json.loads((prepared / "state.json").read_text())["status"] == "completed"
+    assert json.loads((prepared / "config.json").read_text())["tags"] == {"sweep": "s1", "trial": 3}
+    assert len(list((tmp_path / "runs").iterdir())) == 3
+
+    # once started, its config.json is a template like any other: a new run, the first left as it was
+    before = (prepared / "events.jsonl").read_bytes()
+    assert cli("run", "--config", str(prepared / "config.json"), "--steps", "2").returncode == 0
+    assert len(list((tmp_path / "runs").iterdir())) == 4 and (prepared / "events.jsonl").read_bytes() == before
+    assert_one_sentence_error(cli("run", "--config", str(original), "-p", "dcgan"), "--plugin")
+    assert_one_sentence_error(cli("run", "--config", str(tmp_path / "missing.json")), "does not exist")

@@ -50,6 +50,9 @@ class RunConfig:
     name: str | None = None
     data_root: str | None = None
     download: bool = False
+    # Who started the run and why, e.g. {"sweep": ..., "trial": 3, "point": {"lr": 0.0002}}: kept in
+    # config.json and checkpoints for whoever reads them; the engine never looks inside.
+    tags: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,7 +120,8 @@ def validate(config: RunConfig, registry: Registry) -> None:
 
 _FIELD_TYPES = {"model": (str,), "dataset": (str,), "loss": (str,), "hyperparams": (dict,), "engine": (dict,),
                 "steps": (int, type(None)), "device": (str,), "seed": (int,), "runs_dir": (str,),
-                "name": (str, type(None)), "data_root": (str, type(None)), "download": (bool,)}
+                "name": (str, type(None)), "data_root": (str, type(None)), "download": (bool,),
+                "tags": (dict,)}
 
 
 def _check_types(config: RunConfig) -> None:

@@ -13,6 +13,7 @@ import time
 from typing import TextIO
 
 from workbench.engine.events import Event
+from workbench.training_metrics import METRIC_KEYS, METRIC_LABELS
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -22,8 +23,9 @@ def _fmt_duration(seconds: float) -> str:
 
 
 def metrics_text(event: Event) -> str:
-    return (f"D loss {event['d_loss']:.4f}  G loss {event['g_loss']:.4f}  "
-            f"D(x) {event['d_real']:.3f}  D(G(z)) {event['d_fake']:.3f}  {event['images_per_s']:,.0f} img/s")
+    values = "  ".join(f"{METRIC_LABELS[key]} {event[key]:{'.4f' if key.endswith('loss') else '.3f'}}"
+                       for key in METRIC_KEYS)
+    return f"{values}  {event['images_per_s']:,.0f} img/s"
 
 
 def eval_text(event: Event) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
-    from workbench.engine.run import Run
+    from workbench.engine.training import Run
     from workbench.registry import DatasetSpec, LossSpec, MetricSpec, ModelSpec
 
 hookspec = pluggy.HookspecMarker("ganbench")

@@ -30,6 +30,7 @@ import torch
 
 from workbench.errors import ConfigError, GanbenchError, PluginError
 from workbench.params import HyperParam
+from workbench.training_metrics import METRIC_KEYS
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 REQUIRED_HYPERPARAMS = ("batch_size", "epochs")
@@ -302,8 +303,6 @@ def check_generator(model, who: str, image_shape: tuple[int, int, int], device: 
 
 def check_train_step(model, loss, real: torch.Tensor, who: str, loss_name: str) -> None:
     """One ``train_step``: it must return d_loss, g_loss, d_real and d_fake as finite scalar tensors on the device."""
-    from workbench.engine.run import METRIC_KEYS
-
     metrics = _call_blaming(who, f"train_step() with loss {loss_name}", model.train_step, real, loss)
     if not isinstance(metrics, Mapping):
         raise PluginError(f"{who}: train_step() returned {describe_value(metrics)}; it must return a dict of "

@@ -26,7 +26,9 @@ from workbench.bench.classic_data import imagefolder_dataloader, mnist_dataloade
 from workbench.bench.workloads import Workload
 from workbench.config import RunConfig, build_config
 from workbench.engine.devices import pick_device
-from workbench.engine.run import Run, load_images, prepare_run
+from workbench.engine.loading import load_images
+from workbench.engine.run import prepare_run
+from workbench.engine.training import Run
 from workbench.engine.samples import generate
 from workbench.errors import ConfigError, GanbenchError
 

@@ -33,6 +33,9 @@ def add_arguments(run) -> None:
     run.add_argument("--data-root", help="folder holding the dataset's files")
     run.add_argument("--download", action="store_true", help="download the dataset if the network allows")
     run.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a run from its last checkpoint")
+    run.add_argument("--config", metavar="CONFIG_JSON",
+                     help="start from a run configuration: another run's config.json repeats that run (the flags "
+                          "given beside it change it); the config.json of a folder a launcher prepared trains there")
 
 
 def main(args) -> int:
@@ -92,14 +95,14 @@ def _prepare(args):
                      "download": True if args.download else None}
         run = prepare_run(None, plugins, resume=Path(args.resume), control=control,
                           overrides={k: v for k, v in overrides.items() if v is not None})
+    elif args.config:
+        config, prepared = config_from_launch_file(plugins.registry, Path(args.config), args)
+        run = prepare_run(config, plugins, control=control, in_folder=prepared)
     else:
         if not args.plugin:
             raise GanbenchError("Name the model with --plugin (see `ganbench plugins` for the choices).")
-        sets = [f"{key}={flag}" for flag, key in ((args.epochs, "epochs"), (args.batch_size, "batch_size"),
-                                                  (args.lr, "lr")) if flag is not None] + list(args.sets)
-        config = build_config(plugins.registry, args.plugin, dataset=args.dataset, loss=args.loss, sets=sets,
-                              steps=args.steps, device=args.device, seed=args.seed, runs_dir=args.runs_dir,
-                              name=args.name, data_root=args.data_root, download=args.download or None)
+        config = build_config(plugins.registry, args.plugin, dataset=args.dataset, loss=args.loss,
+                              sets=_sets(args), **_fields(args))
         run = prepare_run(config, plugins, control=control)
     return control, run
 
@@ -119,6 +122,48 @@ def _interrupted_before_training(args, signum: int) -> int:
     kept = f"{args.resume} is as it was" if args.resume else "no run folder was left behind"
     _say(f"ganbench: interrupted by {signal.Signals(signum).name} before training started; {kept}.", sys.stderr)
     return 128 + signum
+
+
+def _sets(args) -> list[str]:
+    """``--epochs``, ``--batch-size`` and ``--lr`` are shortcuts for ``--set``."""
+    return [f"{key}={flag}" for flag, key in ((args.epochs, "epochs"), (args.batch_size, "batch_size"),
+                                              (args.lr, "lr")) if flag is not None] + list(args.sets)
+
+
+def _fields(args) -> dict:
+    return {"steps": args.steps, "device": args.device, "seed": args.seed, "runs_dir": args.runs_dir,
+            "name": args.name, "data_root": args.data_root, "download": args.download or None}
+
+
+def config_from_launch_file(registry, path: Path, args):
+    """The configuration in ``path`` with the flags given beside ``--config`` applied, and the prepared run
+    folder to train in (None: a new run). ``--plugin``, ``--dataset`` and ``--loss`` come from the file."""
+    from workbench.config import apply_set, validate
+    from workbench.engine.resume import config_from_file
+    from workbench.engine.rundir import RunDir
+
+    given = [flag for flag, value in (("--plugin", args.plugin), ("--dataset", args.dataset), ("--loss", args.loss))
+             if value is not None]
+    if given:
+        raise GanbenchError(f"--config names the model, dataset and loss, so {', '.join(given)} cannot be given "
+                            f"with it; start a new run without --config to change them.")
+    if not path.is_file():
+        raise GanbenchError(f"The run configuration {path} does not exist.")
+    folder = RunDir(path.parent)
+    prepared = path.name == "config.json" and not folder.events.exists() and not folder.state.exists()
+    config = config_from_file(path, folder if prepared else None)
+    registry.model(config.model)
+    for key, value in _fields(args).items():
+        if value is not None:
+            if prepared and key in ("name", "runs_dir"):
+                raise GanbenchError(f"{path.parent} is a prepared run folder, so its name and place are fixed.")
+            setattr(config, key, value)
+    if not prepared and args.name is None:
+        config.name = None  # a repeated run gets a name of its own
+    for item in _sets(args):
+        apply_set(config, registry, item)
+    validate(config, registry)
+    return config, (path.parent if prepared else None)
 
 
 def _say(text: str, stream) -> None:

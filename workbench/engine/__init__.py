@@ -1,5 +1,5 @@
 """Training: the loop, its events, checkpoints, devices and data on the device.
 
-The CLI and the workbench both drive ``workbench.engine.run.prepare_run`` and
-``Run.train``; neither has a loop of its own.
+The CLI, the workbench and sweeps all drive ``workbench.engine.run.prepare_run`` (building a run)
+and ``workbench.engine.training.Run.train`` (the loop); none has a loop of its own.
 """

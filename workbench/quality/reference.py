@@ -20,6 +20,7 @@ import torch
 from workbench.config import RunConfig
 from workbench.datapaths import cache_home
 from workbench.engine.data import resize_uint8
+from workbench.engine.loading import load_images
 from workbench.errors import DataError
 from workbench.plugins import PluginSet
 from workbench.quality.classifier import (
@@ -94,8 +95,6 @@ class Splits(NamedTuple):
 
 def labelled_splits(config: RunConfig, plugins: PluginSet, image_size: int) -> Splits:
     """The run's dataset as labelled train and held-out test images (halves when both splits are the same)."""
-    from workbench.engine.run import load_images
-
     train = load_images(config, plugins, image_size, "train")
     test = load_images(config, plugins, image_size, "test")
     x_train, y_train = _labelled(train, config.dataset, "train")

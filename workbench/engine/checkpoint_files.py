@@ -1,0 +1,43 @@
+"""A run's checkpoint files: ``step-N.safetensors``, ``latest`` pointing at the newest, the oldest pruned."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.atomic import atomic_write
+from workbench.engine import checkpoint as ckpt
+from workbench.engine.rundir import RunDir
+
+
+def write_step_checkpoint(run_dir: RunDir, step: int, model, meta: dict[str, Any],
+                          extra: dict[str, torch.Tensor], keep: int) -> Path:
+    """Write ``step-N.safetensors`` atomically, point ``latest`` at it and drop the oldest beyond ``keep``.
+
+    Raises OSError when the disk refuses; the earlier checkpoints stay intact.
+    """
+    path = run_dir.checkpoints / f"step-{step:08d}.safetensors"
+    ckpt.save_checkpoint(path, model, meta, extra)
+    replace_with_link(path, run_dir.latest)
+    for old in run_dir.step_checkpoints()[:-keep]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return path
+
+
+def replace_with_link(source: Path, target: Path) -> None:
+    """Point ``target`` at ``source``'s content atomically (a hard link, or a copy where links fail)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:  # a file system without hard links: a copy, written like any other file
+        with atomic_write(target) as copy:
+            shutil.copyfile(source, copy)
+        return
+    os.replace(tmp, target)

@@ -1,0 +1,381 @@
+"""The training run: the loop, and the one way a run ends.
+
+``workbench.engine.run.prepare_run`` builds a ``Run``; ``Run.train`` trains it. Every way out of
+``train`` (completed, stopped, diverged, failed, a second Ctrl-C, any exception) goes through
+``Run._end``, which writes the final grid and checkpoint where they are due and records the end
+in ``events.jsonl`` and ``state.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from workbench.config import RunConfig
+from workbench.engine import checkpoint as ckpt
+from workbench.engine.checkpoint_files import write_step_checkpoint
+from workbench.engine.control import RunControl
+from workbench.engine.data import DeviceImages
+from workbench.engine.devices import autocast_context, describe_device
+from workbench.engine.divergence import MAX_SKIPS_IN_A_ROW, FailureWatch, LossWindow, StepGuard
+from workbench.engine.emitter import EventFanOut, Listener
+from workbench.engine.events import Event, EventLog
+from workbench.engine.graphs import GraphedStep, use_graphs
+from workbench.engine.lock import RunLock
+from workbench.engine.rundir import RunDir
+from workbench.engine.schedule import Due, LogClock
+from workbench.engine.samples import GridWriter, generate
+from workbench.errors import CheckpointError, DiskError, GanbenchError
+from workbench.plugins import PluginSet
+from workbench.training_metrics import METRIC_KEYS
+
+Evaluator = Callable[["Run"], float]  # computes quality metrics now, emits an ``eval`` event, returns its seconds
+
+
+class Run:
+    """A prepared run. Attributes a plugin may read: ``config``, ``dir``, ``step``, ``epoch``, ``device``."""
+
+    def __init__(self, config: RunConfig, plugins: PluginSet, run_dir: RunDir, device: torch.device,
+                 model, loss, data: DeviceImages, image_shape: tuple[int, int, int], control: RunControl,
+                 listeners: list[Listener], dataset_source: str, evaluate: Evaluator | None = None):
+        self.config, self.plugins, self.dir, self.device = config, plugins, run_dir, device
+        self.model, self.loss, self.data, self.image_shape = model, loss, data, image_shape
+        self.control, self.dataset_source, self.evaluate = control, dataset_source, evaluate
+        self.events = EventFanOut(plugins.manager.hook, listeners)
+        self.listeners = self.events.listeners  # the console and the workbench add theirs here
+        self.step = self.epoch = self.batch = 0
+        self.resumed_from: str | None = None
+        self.spec = plugins.registry.model(config.model)
+        self.noise = torch.Generator(device=device).manual_seed(config.seed)
+        model.noise = self.noise
+        self.fixed_noise = torch.randn(config.engine["sample_count"], model.latent_dim,
+                                       generator=torch.Generator().manual_seed(config.seed + 1)).to(device)
+        self.total_steps = config.steps or config.hyperparams["epochs"] * data.steps_per_epoch
+        self.lock: RunLock | None = None  # held from prepare_run to the end of train
+        self.last_checkpoint_step: int | None = None
+        self.last_sample_step: int | None = None
+        self.previous_status: str | None = None  # when resuming: how the run had ended ("crashed" after kill -9)
+        self.resume_warnings: list[str] = []
+        self.end_message = ""
+        self.watch = FailureWatch(getattr(loss, "name", config.loss))  # a loss derived from bce shares its scale
+        self.skipped: list[int] = []  # steps undone by on_nan=skip since the last log
+        self.grids = GridWriter()  # sample grids are encoded and written while training goes on
+        self.graphed = use_graphs(config.engine["cuda_graphs"], device, model)  # the step as one CUDA graph
+
+    @property
+    def log(self) -> EventLog | None:
+        return self.events.log
+
+    def emit(self, type_: str, **fields: Any) -> Event:
+        """Append an event to ``events.jsonl`` and show it to the listeners (even when the disk refuses it)."""
+        return self.events.emit(type_, **fields)
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call one observer hook in every plugin; a failing plugin is reported, never fatal."""
+        self.events.notify(hook, self, **kwargs)
+
+    # -- files --------------------------------------------------------------
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {"model": self.config.model, "model_version": self.spec.version, "dataset": self.config.dataset,
+                "loss": self.config.loss, "hyperparams": self.config.hyperparams, "image_shape": list(self.image_shape),
+                "latent_dim": self.model.latent_dim, "step": self.step, "epoch": self.epoch, "batch": self.batch,
+                "device": self.device.type, "config": self.config.to_dict(), "time": round(time.time(), 3)}
+
+    def save_checkpoint(self) -> Path:
+        """Write the checkpoint of this step (see ``write_step_checkpoint``) and say so in the log.
+
+        Raises DiskError (one sentence) when the disk refuses; the earlier checkpoints stay intact.
+        """
+        extra = {"rng/noise": self.noise.get_state(), "rng/torch": torch.get_rng_state(), "fixed_noise": self.fixed_noise}
+        if self.device.type == "cuda":
+            extra["rng/cuda"] = torch.cuda.get_rng_state(self.device)
+        try:
+            path = write_step_checkpoint(self.dir, self.step, self.model, self.checkpoint_meta(), extra,
+                                         self.config.engine["keep_checkpoints"])
+        except OSError as exc:
+            raise DiskError(f"Could not write the checkpoint of step {self.step} to {self.dir.checkpoints}: "
+                            f"{exc.strerror or exc}; {self.checkpoint_note()}.") from None
+        self.last_checkpoint_step = self.step
+        self.dir.write_state(step=self.step, checkpoint_step=self.step)  # what a crash from here on leaves
+        self.emit("checkpoint", step=self.step, epoch=self.epoch, path=str(path), file=self.dir.relative(path))
+        self.notify("ganbench_checkpoint_written", path=path, step=self.step)
+        return path
+
+    def save_samples(self) -> None:
+        """Start writing the fixed-noise grid of this step in the background; ``collect_samples`` reports it."""
+        path = self.dir.samples / f"step-{self.step:08d}.png"
+        self.grids.submit(generate(self.model, self.fixed_noise), path, self.step, self.epoch)
+        self.last_sample_step = self.step
+
+    def collect_samples(self, wait: bool = False) -> None:
+        """Emit the events of the grids written since the last call (waiting for all with ``wait``);
+        raises DiskError (one sentence) for a grid the disk refused."""
+        for grid in self.grids.finished(wait):
+            exc = grid.future.exception()
+            if isinstance(exc, OSError):
+                raise DiskError(f"Could not write the sample grid {grid.path}: {exc.strerror or exc}; "
+                                f"{self.checkpoint_note()}.")
+            if exc is not None:
+                raise exc
+            self.emit("sample", step=grid.step, epoch=grid.epoch, path=str(grid.path),
+                      file=self.dir.relative(grid.path))
+            self.notify("ganbench_sample_written", path=grid.path, step=grid.step)
+
+    def checkpoint_note(self) -> str:
+        """Where the user's work stands: 'the checkpoint of step N is intact', for the end-of-run sentences."""
+        if self.last_checkpoint_step is None:
+            return "no checkpoint had been written yet"
+        return f"the checkpoint of step {self.last_checkpoint_step} is intact"
+
+    def restore_position(self, checkpoint: ckpt.Checkpoint) -> None:
+        """Continue from a checkpoint whose weights and optimizer moments are already loaded: the step, the
+        position in the data, the fixed noise and the random generators."""
+        meta, tensors = checkpoint.meta, checkpoint.tensors
+        self.step, self.epoch, self.batch = int(meta["step"]), int(meta.get("epoch", 0)), int(meta.get("batch", 0))
+        try:
+            fixed = tensors.get("fixed_noise")
+            if fixed is not None and fixed.dim() == 2 and fixed.shape[1] == self.model.latent_dim:
+                self.fixed_noise = fixed.float().to(self.device)
+            if meta.get("device") == self.device.type:  # generator states are device-specific
+                self.noise.set_state(tensors["rng/noise"])
+                torch.set_rng_state(tensors["rng/torch"])
+                if "rng/cuda" in tensors:
+                    torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{checkpoint.path} holds unusable random-generator state ({exc}).") from None
+        self.resumed_from = str(checkpoint.path)
+        self.last_checkpoint_step = self.step
+
+    # -- the run ------------------------------------------------------------
+    def train(self) -> str:
+        """Train until the configured number of steps, a stop request or divergence; return the reason.
+
+        Every way out is recorded in ``state.json`` and ``events.jsonl``: ``completed``, ``stopped``
+        (a stop request: a checkpoint is written first), ``diverged`` (NaN/Inf; the checkpoints on
+        disk are all from before it) or ``failed`` (the sentence is in ``end_message``). A
+        KeyboardInterrupt (a second Ctrl-C) marks the run stopped without a checkpoint and is re-raised.
+        """
+        self._start()
+        try:
+            self.notify("ganbench_run_start")
+            reason, message = self._loop_or_failure()
+        except KeyboardInterrupt:
+            self._end("stopped", f"Interrupted at step {self.step}; {self.checkpoint_note()}.", interrupted=True)
+            raise
+        return self._end(reason, message)
+
+    def _start(self) -> None:
+        try:
+            self.events.log = EventLog(self.dir.events)
+            self.dir.write_state(status="running", pid=os.getpid(), host=socket.gethostname(), step=self.step,
+                                 total_steps=self.total_steps, resumed_from=self.resumed_from,
+                                 resumes=self.dir.read_state().get("resumes", 0) + (self.previous_status is not None))
+            self.emit("run_start", step=self.step, epoch=self.epoch, total_steps=self.total_steps,
+                      steps_per_epoch=self.data.steps_per_epoch, batch_size=self.data.batch_size,
+                      dataset_size=int(self.data.images.shape[0]), dataset_source=self.dataset_source,
+                      device=describe_device(self.device), image_shape=list(self.image_shape),
+                      config=self.config.to_dict(), resumed_from=self.resumed_from,
+                      previous_status=self.previous_status)
+            for warning in self.resume_warnings:
+                self.emit("warning", message=warning)
+        except OSError as exc:
+            self._release()
+            raise DiskError(f"Cannot write to the run directory {self.dir.path}: {exc.strerror or exc}.") from None
+
+    def _loop_or_failure(self) -> tuple[str, str]:
+        """The loop's own ending, or the one sentence that says how it failed."""
+        try:
+            return self._loop()
+        except GanbenchError as exc:
+            return "failed", str(exc)
+        except OSError as exc:
+            return "failed", (f"Could not write to the run directory {self.dir.path} at step {self.step}: "
+                              f"{exc.strerror or exc}; {self.checkpoint_note()}.")
+        except torch.cuda.OutOfMemoryError:
+            return "failed", (f"The GPU ran out of memory at step {self.step}; try a smaller --batch-size "
+                              f"({self.checkpoint_note()}).")
+        except Exception as exc:
+            message = f"Training failed at step {self.step}: {type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                self.emit("error", message=message, traceback=traceback.format_exc())
+            return "failed", message
+
+    def _loop(self) -> tuple[str, str]:
+        """For each batch of each epoch: (1) one training step, (2) whatever is due after it."""
+        engine, control = self.config.engine, self.control
+        self.model.train()
+        window = LossWindow(engine["log_every"], len(METRIC_KEYS), self.device)
+        guard = StepGuard(self.model) if engine["on_nan"] == "skip" else None
+        train_step = self._step_function()
+        clock = LogClock(engine["log_every"], engine["log_seconds"], self.step)
+        while self.step < self.total_steps:
+            for idx in self.data.batch_indices(self.epoch, self.batch):
+                # (1) Train: both networks updated on this batch; its metrics stay on the device.
+                if guard is not None:
+                    guard.save()
+                values = train_step(idx)
+                self.step, self.batch = self.step + 1, self.batch + 1
+                if guard is None or guard.accept(values):
+                    window.add(values)
+                else:
+                    self.skipped.append(self.step)
+                    if guard.in_a_row >= MAX_SKIPS_IN_A_ROW:
+                        return "diverged", (f"Training diverged at step {self.step}: {guard.in_a_row} steps in a "
+                                            f"row gave NaN or infinite values even with on_nan=skip; "
+                                            f"{self.checkpoint_note()}.")
+                # (2) What is due now.
+                now = time.monotonic()
+                control.poll(now)
+                due = Due.after(self.step, self.total_steps, engine, control, self.evaluate is not None)
+                # Losses and weights are read, and found finite, before a grid or checkpoint is made from them.
+                if due.write or due.end or clock.due(self.step, now, window.full):
+                    diverged = self._log_window(window, clock.since_step, now - clock.since_time)
+                    clock.restart(self.step, now)
+                    if diverged:
+                        return "diverged", diverged
+                if due.sample:
+                    self.save_samples()
+                if self.grids.pending:
+                    self.collect_samples()
+                if due.eval:
+                    clock.since_time += self.evaluate(self)  # its seconds stay out of images/s
+                if due.checkpoint:
+                    control.checkpoint_requested = False
+                    self.collect_samples(wait=True)  # a grid the disk refused ends the run before a checkpoint
+                    self.save_checkpoint()
+                if control.paused:
+                    self._wait_while_paused()
+                if due.end or control.stop_requested:
+                    break
+            if self.batch >= self.data.steps_per_epoch:
+                self.emit("epoch_end", epoch=self.epoch, step=self.step)
+                self.epoch, self.batch = self.epoch + 1, 0
+            if control.stop_requested:
+                return control.stop_reason, f"Stopped at step {self.step} of {self.total_steps}."
+        return "completed", f"Completed {self.step} steps."
+
+    def _step_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """One training step on the batch at the given indices, returning the metrics as one device tensor;
+        replayed as a CUDA graph when ``self.graphed``."""
+        model, loss, data = self.model, self.loss, self.data
+        autocast = autocast_context(self.device, self.config.engine["amp"], self.graphed)
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            real = data.take(idx)
+            with autocast:
+                metrics = model.train_step(real, loss)
+            return torch.stack([metrics[k].float() for k in METRIC_KEYS])
+
+        if not self.graphed:
+            return step
+        return GraphedStep(step, data.batch_size, model, self.device,
+                           on_fallback=lambda message: self.emit("warning", message=message),
+                           strict=self.config.engine["cuda_graphs"] == "on")
+
+    def _log_window(self, window: LossWindow, since_step: int, seconds: float) -> str | None:
+        """Emit the metrics of the steps since ``since_step``; return a divergence sentence, or None."""
+        summary = window.summarize(self.model)  # the one host sync per interval
+        if summary.count:
+            rate = (self.step - since_step) * self.data.batch_size / max(seconds, 1e-9)
+            event = self.emit("metrics", step=self.step, epoch=self.epoch, batch=self.batch,
+                              images_per_s=round(rate, 1), **dict(zip(METRIC_KEYS, summary.means)),
+                              **self._device_memory())
+            self.notify("ganbench_metrics", metrics=event)
+            warning = self.watch.update(self.step, summary.means[0], summary.means[1])
+            if warning:
+                self.emit("warning", message=warning)
+        skipped = [s for s in self.skipped if s > since_step]
+        if skipped:
+            self.emit("warning", message=f"Skipped {len(skipped)} step(s) whose losses or weights were NaN or "
+                                         f"infinite (on_nan=skip), the first at step {skipped[0]}.", steps=skipped)
+            self.skipped.clear()
+        if summary.first_bad is not None:
+            return (f"Training diverged at step {since_step + summary.first_bad + 1}: a loss became NaN or infinite; "
+                    f"{self.checkpoint_note()} (--set on_nan=skip skips such steps instead).")
+        if not summary.weights_finite:
+            return (f"Training diverged at step {self.step}: a weight became NaN or infinite; "
+                    f"{self.checkpoint_note()} (--set on_nan=skip skips such steps instead).")
+        return None
+
+    def _device_memory(self) -> dict[str, float]:
+        """The GPU memory in use (and its peak), in MiB, on CUDA; nothing elsewhere."""
+        if self.device.type != "cuda":
+            return {}
+        return {"gpu_memory_mb": round(torch.cuda.memory_allocated(self.device) / 2**20, 1),
+                "gpu_peak_memory_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
+
+    def _wait_while_paused(self) -> None:
+        self.emit("paused", step=self.step)
+        self.dir.write_state(status="paused", step=self.step)
+        while self.control.paused and not self.control.stop_requested:
+            time.sleep(0.05)
+            self.control.poll(time.monotonic())
+        self.dir.write_state(status="running", step=self.step)
+        self.emit("resumed", step=self.step)
+
+    # -- the end ------------------------------------------------------------
+    def _end(self, reason: str, message: str, interrupted: bool = False) -> str:
+        """The one way a run ends: the final grid and checkpoint where due, then ``run_end`` and ``state.json``.
+
+        Whatever goes wrong while writing the final files (a full disk, a plugin's bug, another Ctrl-C)
+        still reaches the record of the end, so ``ganbench runs`` and ``--resume`` see how the run ended.
+        """
+        try:
+            if not interrupted:
+                reason, message = self._write_final_files(reason, message)
+        except KeyboardInterrupt:
+            reason, message, interrupted = "stopped", f"Interrupted at step {self.step}; {self.checkpoint_note()}.", True
+            raise
+        finally:
+            self.end_message = message
+            # On a full disk these writes may fail too; the console has still been told, and the lock says the
+            # process is gone, so the run reads as crashed and resumes from its last checkpoint.
+            with contextlib.suppress(Exception):
+                self.emit("run_end", reason=reason, message=message, step=self.step, epoch=self.epoch,
+                          checkpoint_step=self.last_checkpoint_step, **({"interrupted": True} if interrupted else {}))
+            if not interrupted:
+                self.notify("ganbench_run_end", reason=reason)
+            with contextlib.suppress(Exception):
+                self.dir.write_state(status=reason, step=self.step, message=message,
+                                     checkpoint_step=self.last_checkpoint_step)
+            self._release()
+        return reason
+
+    def _write_final_files(self, reason: str, message: str) -> tuple[str, str]:
+        """A completed or stopped run ends with a grid and a checkpoint of its last step; the others keep the
+        grids already started. Returns the reason and sentence, ``failed`` if these files could not be made."""
+        try:
+            if reason in ("completed", "stopped"):
+                if self.last_sample_step != self.step:
+                    self.save_samples()
+                self.collect_samples(wait=True)
+                if self.last_checkpoint_step != self.step:
+                    self.save_checkpoint()
+            else:
+                with contextlib.suppress(Exception):  # the grids already started still get their events
+                    self.collect_samples(wait=True)
+        except GanbenchError as exc:
+            return "failed", str(exc)
+        except OSError as exc:
+            return "failed", (f"Could not write to the run directory {self.dir.path}: {exc.strerror or exc}; "
+                              f"{self.checkpoint_note()}.")
+        except Exception as exc:
+            return "failed", (f"Could not write the final files of step {self.step}: {type(exc).__name__}: {exc}; "
+                              f"{self.checkpoint_note()}.")
+        return reason, message
+
+    def _release(self) -> None:
+        """Finish the grid writes, close the event log and give up the run lock."""
+        with contextlib.suppress(Exception):
+            self.grids.close()
+        self.events.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
