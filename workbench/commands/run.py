@@ -54,7 +54,7 @@ def main(args) -> int:
     if early is not None:  # a signal that came while starting (and some library swallowed): do not train
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _abandon(run, created=not args.resume)
+        _abandon(run, created=not args.resume and not getattr(args, "prepared_folder", None))
         return _interrupted_before_training(args, early)
     try:
         reason = run.train()
@@ -97,6 +97,7 @@ def _prepare(args):
                           overrides={k: v for k, v in overrides.items() if v is not None})
     elif args.config:
         config, prepared = config_from_launch_file(plugins.registry, Path(args.config), args)
+        args.prepared_folder = prepared  # made by a launcher: an interrupted start leaves it to the launcher
         run = prepare_run(config, plugins, control=control, in_folder=prepared)
     else:
         if not args.plugin:

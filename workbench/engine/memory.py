@@ -117,6 +117,13 @@ def check_step_fits(model, loss, real: torch.Tensor, batch_size: int, device: to
     return need
 
 
+def memory_summary(need: int, device: torch.device) -> str:
+    """``about 3.1 GiB estimated for this run, 75 GiB free``: the figures an out-of-memory sentence gives."""
+    free = free_bytes(device)
+    return f"about {describe_bytes(need)} estimated for this run" + \
+        (f", {describe_bytes(free)} free" if free is not None else "")
+
+
 def _saved_for_backward(step, weights_of) -> int:
     """Run ``step()``; return the peak bytes of the distinct storages autograd held for backward at one time,
     weights excluded (a tensor counts from the forward pass that saves it to the backward pass that uses it)."""

@@ -67,6 +67,7 @@ class Run:
         self.watch = FailureWatch(getattr(loss, "name", config.loss))  # a loss derived from bce shares its scale
         self.skipped: list[int] = []  # steps undone by on_nan=skip since the last log
         self.grids = GridWriter()  # sample grids are encoded and written while training goes on
+        self.memory_note: str | None = None  # the build's memory estimate, for the out-of-memory sentence
         self.graphed = use_graphs(config.engine["cuda_graphs"], device, model)  # the step as one CUDA graph
 
     @property
@@ -199,7 +200,8 @@ class Run:
             return "failed", (f"Could not write to the run directory {self.dir.path} at step {self.step}: "
                               f"{exc.strerror or exc}; {self.checkpoint_note()}.")
         except torch.cuda.OutOfMemoryError:
-            return "failed", (f"The GPU ran out of memory at step {self.step}; try a smaller --batch-size "
+            figures = f" ({self.memory_note} when it started)" if self.memory_note else ""
+            return "failed", (f"The GPU ran out of memory at step {self.step}{figures}; try a smaller --batch-size "
                               f"({self.checkpoint_note()}).")
         except Exception as exc:
             message = f"Training failed at step {self.step}: {type(exc).__name__}: {exc}"
