@@ -23,7 +23,7 @@ from workbench.engine.emitter import Listener
 from workbench.engine.loading import load_images
 from workbench.engine.lock import acquire_run_lock
 from workbench.engine.memory import check_data_fits, check_step_fits, memory_summary
-from workbench.engine.resume import ResumePoint, check_image_shape, check_steps_left, open_resume
+from workbench.engine.resume import ResumePoint, check_image_shape, check_steps_left, open_resume, reconcile
 from workbench.engine.rundir import RunDir, create_run_dir, discard_unstarted
 from workbench.engine.training import Run
 from workbench.errors import ConfigError, GanbenchError, PluginError
@@ -138,6 +138,8 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
             run.resume_warnings = list(point.warnings)
             for folder in (run_dir.checkpoints, run_dir.samples, run_dir.path):
                 remove_temporaries(folder)
+            if checkpoint is not None:  # a kill between a checkpoint and its record: make the files agree
+                run.resume_warnings += reconcile(run_dir, checkpoint, config.engine["keep_checkpoints"])
     except BaseException:  # a run that could not start (even on Ctrl-C) leaves no folder of its own behind
         if lock is not None:
             lock.release()
