@@ -68,3 +68,42 @@ def test_a_disk_filling_up_with_grids_is_one_sentence_without_a_thread_traceback
         assert [e["reason"] for e in events if e["type"] == "run_end"] == ["failed"]
         warnings = [e["message"] for e in events if e["type"] == "warning"]
         assert len(warnings) <= 1 and all(w.startswith('Plugin "tensorboard" failed in ') for w in warnings), warnings
+
+
+FAILING_AT_END = '''
+from workbench import hookimpl
+
+
+@hookimpl
+def ganbench_run_end(run, reason):
+    raise RuntimeError("an observer that breaks at the end")
+'''
+
+
+def test_an_event_log_that_fills_up_is_named_and_the_unrecorded_end_is_said(tmp_path, tiny_mnist):
+    """Metrics every step fill a small disk through events.jsonl itself; a plugin fails at the end, so its
+    warning cannot be logged either: the console names the file, says what could not be recorded, and
+    state.json still records the end (rewritten in its own blocks)."""
+    from helpers import install_plugin
+
+    site = install_plugin(tmp_path / "site", "failing_at_end", FAILING_AT_END)
+    with small_tmpfs(tmp_path / "disk", 160 * 1024) as disk:
+        runs = disk / "runs"
+        done = subprocess.run([sys.executable, "-m", "workbench", "run", "-p", "mlp_gan", "--dataset", "mnist",
+                               "--data-root", str(tiny_mnist), "--steps", "200000", "--runs-dir", str(runs),
+                               "--name", "log", *FAST, "--set", "log_every=1", "--set", "sample_every=0",
+                               "--set", "checkpoint_every=100000"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **ENV, "PYTHONPATH": str(site), "GANBENCH_DISABLE_PLUGINS": "tensorboard"})
+        run_dir = runs / "log"
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        lines = done.stderr.strip().splitlines()
+        events_file = run_dir / "events.jsonl"
+        assert lines[0].startswith(f"ganbench: failed: Could not write {events_file} at step "), lines
+        assert lines[0].endswith(": No space left on device; no checkpoint had been written yet."), lines
+        assert lines[1:] == [f"ganbench: the end of the run could not be recorded in {events_file} (the disk "
+                             f"refused the write); state.json has it."], lines
+        state = json.loads((run_dir / "state.json").read_text())
+        assert state["status"] == "failed" and state["message"] == lines[0][len("ganbench: failed: "):]
+        assert not [e for e in events_of(run_dir) if e["type"] == "run_end"]

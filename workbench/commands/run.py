@@ -67,6 +67,12 @@ def main(args) -> int:
     _say(f"run directory: {run.dir.path}", sys.stdout)
     if reason in ("failed", "diverged"):
         _say(f"ganbench: {reason}: {run.end_message}", sys.stderr)
+    if run.unrecorded:  # what ganbench runs and --resume read could not be told: say it here, at least
+        kept = " and ".join(str(path) for path in run.unrecorded)
+        has_it = {run.dir.events: "events.jsonl", run.dir.state: "state.json"}
+        told = [name for path, name in has_it.items() if path not in run.unrecorded]
+        _say(f"ganbench: the end of the run could not be recorded in {kept} (the disk refused the write)"
+             f"{'; ' + told[0] + ' has it' if told else ''}.", sys.stderr)
     if reason == "stopped" and received:
         return 128 + received[-1]
     return EXIT_CODES.get(reason, 1)
