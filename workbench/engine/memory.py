@@ -80,41 +80,63 @@ def check_data_fits(images: torch.Tensor, image_size: int, device: torch.device,
     return on_device
 
 
-def step_bytes(model, loss, real: torch.Tensor, batch_size: int) -> int:
+def step_bytes(model, loss, real: torch.Tensor, batch_size: int, precise: bool = True) -> int:
     """The memory one training step at ``batch_size`` adds to the model's weights, in bytes (an estimate).
 
-    Measured on copies of the model and the loss, so the run that follows is unchanged: two trial steps at
-    a tiny batch (``real`` holds enough images) give what autograd keeps per image.
+    Measured on copies of the model and the loss, so the run that follows is unchanged: trial steps at a
+    tiny batch (``real`` holds enough images) give what autograd keeps per image.
     """
-    sizes = [n for n in _TRIAL_SIZES if n <= real.shape[0]]
-    weights = sum(p.numel() * p.element_size() for net in model.networks.values() for p in net.parameters())
-    trained = 3 * weights  # a gradient and Adam's two moments per weight, made by the first step
-    if len(sizes) < 2:
-        return trained
-    kept = []
-    with torch.random.fork_rng(devices=[real.device] if real.device.type == "cuda" else []):
-        for n in sizes:
-            trial, trial_loss = copy.deepcopy(model), copy.deepcopy(loss)
-            kept.append(_saved_for_backward(lambda: trial.train_step(real[:n], trial_loss), weights_of=trial))
-            del trial, trial_loss
-    per_image = max(0.0, (kept[1] - kept[0]) / (sizes[1] - sizes[0]))
-    fixed = max(0.0, kept[0] - per_image * sizes[0])
+    trained, fixed, per_image = _step_profile(model, loss, real, precise)
     return int(trained + fixed + per_image * batch_size)
 
 
 def check_step_fits(model, loss, real: torch.Tensor, batch_size: int, device: torch.device) -> int:
-    """Refuse a batch size whose training step cannot fit in the free memory; return the estimate in bytes."""
-    need = step_bytes(model, loss, real, batch_size)
+    """Refuse a batch size whose training step cannot fit in the free memory; return the estimate in bytes.
+
+    One trial step bounds the need from above; only when that bound does not fit is it measured precisely.
+    """
     free = free_bytes(device)
-    if free is not None and need > free:
-        per_image = max(1, (step_bytes(model, loss, real, 2 * batch_size) - need) // batch_size)
-        fitting = max(0, (free - (need - per_image * batch_size)) // per_image)
+    need = step_bytes(model, loss, real, batch_size, precise=False)
+    if free is None or need <= free:
+        return need
+    trained, fixed, per_image = _step_profile(model, loss, real, precise=True)
+    need = int(trained + fixed + per_image * batch_size)
+    if need > free:
+        fitting = int((free - trained - fixed) // per_image) if per_image else 0
         advice = f"a --batch-size of at most {fitting:,} would fit" if fitting >= 2 else \
             "the model itself is too large for it"
         raise OutOfMemory(f"A training step at batch size {batch_size:,} needs about {describe_bytes(need)} of memory "
                           f"beyond the data and the weights, but {where(device)} has {describe_bytes(free)} free; "
                           f"{advice}.", need, free)
     return need
+
+
+def _step_profile(model, loss, real: torch.Tensor, precise: bool = True) -> tuple[float, float, float]:
+    """(gradients and optimizer moments, the part of a step's memory that does not grow with the batch, the
+    part per image), in bytes. One trial step at batch 4 bounds the per-image part from above (all of it
+    counted as growing); ``precise`` adds a step at batch 2 to split off the fixed part."""
+    weights = sum(p.numel() * p.element_size() for net in model.networks.values() for p in net.parameters())
+    trained = 3.0 * weights  # a gradient and Adam's two moments per weight, made by the first step
+    sizes = [n for n in _TRIAL_SIZES if n <= real.shape[0]]
+    if not precise:
+        sizes = sizes[-1:]
+    if not sizes:
+        return trained, 0.0, 0.0
+    kept = [_trial_step(model, loss, real[:n]) for n in sizes]
+    if len(sizes) == 1:
+        return trained, 0.0, kept[0] / sizes[0]
+    per_image = max(0.0, (kept[1] - kept[0]) / (sizes[1] - sizes[0]))
+    return trained, max(0.0, kept[0] - per_image * sizes[0]), per_image
+
+
+def _trial_step(model, loss, real: torch.Tensor) -> int:
+    """One ``train_step`` on copies of the model and the loss, eagerly; the peak bytes autograd kept."""
+    with torch.random.fork_rng(devices=[real.device] if real.device.type == "cuda" else []):
+        trial, trial_loss = copy.deepcopy(model), copy.deepcopy(loss)
+        for module in (m for net in trial.networks.values() for m in net.modules()):
+            if getattr(module, "_compiled_call_impl", None) is not None:
+                module._compiled_call_impl = None  # the copy's compiled call would run the original's forward
+        return _saved_for_backward(lambda: trial.train_step(real, trial_loss), weights_of=trial)
 
 
 def memory_summary(need: int, device: torch.device) -> str:
