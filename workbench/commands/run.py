@@ -43,34 +43,31 @@ def add_arguments(run) -> None:
 
 def main(args) -> int:
     from workbench.console import make_progress
-    from workbench.engine.control import RunControl
     from workbench.engine.distributed import join_job, leave_job
-    from workbench.engine.run import follow_job, lead_job, refuse_job
-    from workbench.plugins import load_plugins
+    from workbench.interrupts import Interrupted
 
     if args.nproc_per_node is not None:
         return _launch(args)
     ranks = join_job()
-    plugins = load_plugins()
-    for error in plugins.errors:
-        if ranks.leader:
-            print(f"warning: {error}", file=sys.stderr)
-    control = RunControl()
+    try:
+        control, run = _prepare(args, ranks)
+    except Interrupted as exc:  # before training began: no checkpoint to write, nothing to record
+        return _interrupted_before_training(args, exc.signum)
+    if run is None:  # rank 0 could not prepare the run and said why
+        leave_job(ranks)
+        return 2
     if ranks.leader:
-        try:
-            run = _prepare(args, plugins, control, ranks)
-        except GanbenchError:
-            refuse_job(ranks)
-            raise
-        lead_job(run)
         control.requests = run.dir.requests
         run.listeners.append(make_progress(sys.stdout))
-    else:
-        run = follow_job(plugins, control, ranks)
-        if run is None:  # rank 0 could not prepare the run and said why
-            leave_job(ranks)
-            return 2
     received, previous = _install_signal_handlers(control, ranks.distributed, announce=ranks.leader)
+    early = args.interrupts.hand_over() if getattr(args, "interrupts", None) else None
+    if early is not None and not ranks.distributed:  # a signal that came while starting (a library swallowed it)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _abandon(run, created=not args.resume and not getattr(args, "prepared_folder", None))
+        return _interrupted_before_training(args, early)
+    if early is not None:  # under torchrun every rank must reach the same step: stop at the first one
+        control.request_stop()
     try:
         reason = run.train()
     except KeyboardInterrupt:
@@ -88,9 +85,38 @@ def main(args) -> int:
     _say(f"run directory: {run.dir.path}", sys.stdout)
     if reason in ("failed", "diverged"):
         _say(f"ganbench: {reason}: {run.end_message}", sys.stderr)
+    if run.unrecorded:  # what ganbench runs and --resume read could not be told: say it here, at least
+        kept = " and ".join(str(path) for path in run.unrecorded)
+        has_it = {run.dir.events: "events.jsonl", run.dir.state: "state.json"}
+        told = [name for path, name in has_it.items() if path not in run.unrecorded]
+        _say(f"ganbench: the end of the run could not be recorded in {kept} (the disk refused the write)"
+             f"{'; ' + told[0] + ' has it' if told else ''}.", sys.stderr)
     if reason == "stopped" and received:
         return 128 + received[-1]
     return EXIT_CODES.get(reason, 1)
+
+
+def _prepare(args, ranks):
+    """Load the plugins and build the run; rank 0 (or the only process) from the flags, the others from rank 0.
+    Returns the run's control and the run (None on a rank whose rank 0 gave up)."""
+    from workbench.engine.control import RunControl
+    from workbench.engine.run import follow_job, lead_job, refuse_job
+    from workbench.plugins import load_plugins
+
+    plugins = load_plugins()
+    for error in plugins.errors:
+        if ranks.leader:
+            print(f"warning: {error}", file=sys.stderr)
+    control = RunControl()
+    if not ranks.leader:
+        return control, follow_job(plugins, control, ranks)
+    try:
+        run = _prepare_leader(args, plugins, control, ranks)
+    except BaseException:
+        refuse_job(ranks)
+        raise
+    lead_job(run)
+    return control, run
 
 
 def _launch(args) -> int:
@@ -106,7 +132,7 @@ def _launch(args) -> int:
     return run_under_torchrun(nproc, without_flag(args.argv[args.argv.index("run") + 1:]))
 
 
-def _prepare(args, plugins, control, ranks):
+def _prepare_leader(args, plugins, control, ranks):
     """Rank 0 (or the only process): the run the flags ask for, prepared."""
     from workbench.config import build_config
     from workbench.engine.run import prepare_run
@@ -125,12 +151,30 @@ def _prepare(args, plugins, control, ranks):
                            overrides={k: v for k, v in overrides.items() if v is not None})
     if args.config:
         config, prepared = config_from_launch_file(plugins.registry, Path(args.config), args)
+        args.prepared_folder = prepared  # made by a launcher: an interrupted start leaves it to the launcher
         return prepare_run(config, plugins, control=control, in_folder=prepared, ranks=ranks)
     if not args.plugin:
         raise GanbenchError("Name the model with --plugin (see `ganbench plugins` for the choices).")
     config = build_config(plugins.registry, args.plugin, dataset=args.dataset, loss=args.loss,
                           sets=_sets(args), **_fields(args))
     return prepare_run(config, plugins, control=control, ranks=ranks)
+
+
+def _abandon(run, created: bool) -> None:
+    """Give up a run that never started training: unlock it, and remove its folder if this process made it."""
+    from workbench.engine.rundir import discard_unstarted
+
+    if run.lock is not None:
+        run.lock.release()
+        run.lock = None
+    if created:
+        discard_unstarted(run.dir)
+
+
+def _interrupted_before_training(args, signum: int) -> int:
+    kept = f"{args.resume} is as it was" if args.resume else "no run folder was left behind"
+    _say(f"ganbench: interrupted by {signal.Signals(signum).name} before training started; {kept}.", sys.stderr)
+    return 128 + signum
 
 
 def _sets(args) -> list[str]:

@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from workbench.errors import GanbenchError
+
 NAME = "runs"
 HELP = "list runs with status and last metrics"
 
@@ -33,6 +35,8 @@ def main(args) -> int:
     from workbench.engine.rundir import list_runs, summarize
     from workbench.quality.history import latest_metrics
 
+    if Path(args.runs_dir).exists() and not Path(args.runs_dir).is_dir():
+        raise GanbenchError(f"{args.runs_dir} is a file, not a runs folder.")
     rows = [summarize(r) for r in list_runs(Path(args.runs_dir))]
     for row in rows:
         row["quality"] = latest_metrics(Path(row["path"]) / "events.jsonl")

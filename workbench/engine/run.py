@@ -25,8 +25,9 @@ from workbench.engine.follower import FollowerRun, FollowerRunDir
 from workbench.engine.emitter import Listener
 from workbench.engine.loading import load_images
 from workbench.engine.lock import acquire_run_lock
-from workbench.engine.resume import ResumePoint, check_image_shape, check_steps_left, open_resume
-from workbench.engine.rundir import RunDir, create_run_dir
+from workbench.engine.memory import check_data_fits, check_step_fits, memory_summary
+from workbench.engine.resume import ResumePoint, check_image_shape, check_steps_left, open_resume, reconcile
+from workbench.engine.rundir import RunDir, create_run_dir, discard_unstarted
 from workbench.engine.training import Run
 from workbench.errors import ConfigError, GanbenchError, PluginError
 from workbench.plugins import PluginSet
@@ -140,6 +141,7 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     tune_backends(device, config.engine)
     image_size = config.hyperparams.get("image_size", 28)
     data = load_images(config, plugins, image_size)
+    data_bytes = check_data_fits(data.images, image_size, device, config.dataset)  # refuse before the copy
     images = resize_uint8(data.images.to(device), image_size)
     image_shape = (int(images.shape[1]), image_size, image_size)
     torch.manual_seed(config.seed)
@@ -155,6 +157,9 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     batches = DeviceImages(images, config.hyperparams["batch_size"], device, config.seed, model.channels_last,
                            rank=ranks.rank, world=ranks.world)
     check_before_training(plugins.registry, config, model, loss, batches, image_shape)  # blames a broken plugin
+    trial_images = batches.take(batches.order(0)[:4].to(device))
+    step_need = check_step_fits(model, loss, trial_images, batches.batch_size, device)
+    memory_note = memory_summary(data_bytes + step_need + _weight_bytes(model), device)
     if config.engine["sync_bn"]:  # after the check: its trial step runs on one rank's copy, without collectives
         convert_sync_batch_norm(model, device, ranks)
     average_gradients(model, ranks)
@@ -177,6 +182,7 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
                   control or RunControl(run_dir.requests), list(listeners), data.source, evaluate_during_training,
                   ranks)
         run.lock = lock
+        run.memory_note = memory_note
         if checkpoint is not None:
             run.restore_position(checkpoint)
         if continuing and point.run_dir is not None:  # resuming in place: say how it had ended, tidy what a kill left
@@ -185,8 +191,15 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
             run.resume_warnings = list(point.warnings)
             for folder in (run_dir.checkpoints, run_dir.samples, run_dir.path):
                 remove_temporaries(folder)
-    except BaseException:
+            if checkpoint is not None:  # a kill between a checkpoint and its record: make the files agree
+                run.resume_warnings += reconcile(run_dir, checkpoint, config.engine["keep_checkpoints"])
+    except BaseException:  # a run that could not start (even on Ctrl-C) leaves no folder of its own behind
         if lock is not None:
             lock.release()
+            discard_unstarted(run_dir)
         raise
     return run
+
+
+def _weight_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for net in model.networks.values() for p in net.parameters())

@@ -68,9 +68,11 @@ class Run:
         self.previous_status: str | None = None  # when resuming: how the run had ended ("crashed" after kill -9)
         self.resume_warnings: list[str] = []
         self.end_message = ""
+        self.unrecorded: list[Path] = []  # the files the end of the run could not be written to (a full disk)
         self.watch = FailureWatch(getattr(loss, "name", config.loss))  # a loss derived from bce shares its scale
         self.skipped: list[int] = []  # steps undone by on_nan=skip since the last log
         self.grids = GridWriter()  # sample grids are encoded and written while training goes on
+        self.memory_note: str | None = None  # the build's memory estimate, for the out-of-memory sentence
         self.graphed = use_graphs(config.engine["cuda_graphs"], device, model)  # the step as one CUDA graph
         self.lockstep: Lockstep | None = None  # under torchrun: every rank's decisions taken together
         self.graphed, self.graphs_warning = graphs_in_job(self.graphed, ranks)
@@ -212,10 +214,12 @@ class Run:
         except GanbenchError as exc:
             return "failed", str(exc)
         except OSError as exc:
-            return "failed", (f"Could not write to the run directory {self.dir.path} at step {self.step}: "
-                              f"{exc.strerror or exc}; {self.checkpoint_note()}.")
+            where = exc.filename or f"to the run directory {self.dir.path}"
+            return "failed", (f"Could not write {where} at step {self.step}: {exc.strerror or exc}; "
+                              f"{self.checkpoint_note()}.")
         except torch.cuda.OutOfMemoryError:
-            return "failed", (f"The GPU ran out of memory at step {self.step}; try a smaller --batch-size "
+            figures = f" ({self.memory_note} when it started)" if self.memory_note else ""
+            return "failed", (f"The GPU ran out of memory at step {self.step}{figures}; try a smaller --batch-size "
                               f"({self.checkpoint_note()}).")
         except Exception as exc:
             message = f"Training failed at step {self.step}: {type(exc).__name__}: {exc}"
@@ -355,14 +359,18 @@ class Run:
             self.end_message = message
             # On a full disk these writes may fail too; the console has still been told, and the lock says the
             # process is gone, so the run reads as crashed and resumes from its last checkpoint.
-            with contextlib.suppress(Exception):
+            try:
                 self.emit("run_end", reason=reason, message=message, step=self.step, epoch=self.epoch,
                           checkpoint_step=self.last_checkpoint_step, **({"interrupted": True} if interrupted else {}))
+            except Exception:
+                self.unrecorded.append(self.dir.events)
             if not interrupted:
                 self.notify("ganbench_run_end", reason=reason)
-            with contextlib.suppress(Exception):
+            try:
                 self.dir.write_state(status=reason, step=self.step, message=message,
                                      checkpoint_step=self.last_checkpoint_step)
+            except Exception:
+                self.unrecorded.append(self.dir.state)
             self._release()
         return reason
 
