@@ -7,7 +7,6 @@ The sweep is recorded: its trials are run folders as the engine leaves them
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest

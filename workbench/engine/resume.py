@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from workbench.config import RunConfig, check_run_name
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.checkpoint_files import prune_step_checkpoints, replace_with_link
@@ -155,3 +157,23 @@ def _in_place(config: RunConfig, run_dir: RunDir) -> RunConfig:
     with contextlib.suppress(ConfigError):  # a folder renamed to something no new run could be called
         config.name = check_run_name(run_dir.path.name)
     return config
+
+
+def restore_position(run, checkpoint: ckpt.Checkpoint) -> None:
+    """Continue ``run`` from a checkpoint whose weights and optimizer moments are already loaded: the step, the
+    position in the data, the fixed noise and the random generators."""
+    meta, tensors = checkpoint.meta, checkpoint.tensors
+    run.step, run.epoch, run.batch = int(meta["step"]), int(meta.get("epoch", 0)), int(meta.get("batch", 0))
+    try:
+        fixed = tensors.get("fixed_noise")
+        if fixed is not None and fixed.dim() == 2 and fixed.shape[1] == run.model.latent_dim:
+            run.fixed_noise = fixed.float().to(run.device)
+        if meta.get("device") == run.device.type:  # generator states are device-specific
+            run.noise.set_state(tensors["rng/noise"])
+            torch.set_rng_state(tensors["rng/torch"])
+            if "rng/cuda" in tensors:
+                torch.cuda.set_rng_state(tensors["rng/cuda"], run.device)
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{checkpoint.path} holds unusable random-generator state ({exc}).") from None
+    run.resumed_from = str(checkpoint.path)
+    run.last_checkpoint_step = run.step

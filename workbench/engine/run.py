@@ -26,7 +26,8 @@ from workbench.engine.emitter import Listener
 from workbench.engine.loading import load_images
 from workbench.engine.lock import acquire_run_lock
 from workbench.engine.memory import check_data_fits, check_step_fits, memory_summary
-from workbench.engine.resume import ResumePoint, check_image_shape, check_steps_left, open_resume, reconcile
+from workbench.engine.resume import (ResumePoint, check_image_shape, check_steps_left, open_resume, reconcile,
+                                     restore_position)
 from workbench.engine.rundir import RunDir, create_run_dir, discard_unstarted
 from workbench.engine.training import Run
 from workbench.errors import ConfigError, GanbenchError, PluginError
@@ -184,7 +185,7 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         run.lock = lock
         run.memory_note = memory_note
         if checkpoint is not None:
-            run.restore_position(checkpoint)
+            restore_position(run, checkpoint)
         if continuing and point.run_dir is not None:  # resuming in place: say how it had ended, tidy what a kill left
             status = run_dir.read_state().get("status", "unknown")
             run.previous_status = "crashed" if status in ("running", "paused") else status

@@ -24,7 +24,7 @@ from pathlib import Path
 from workbench.atomic import write_text_atomic
 from workbench.config import RunConfig, check_run_name, run_name_default, runs_root
 from workbench.engine.lock import LOCK_NAME, run_is_locked
-from workbench.errors import CheckpointError, ConfigError, DiskError, GanbenchError
+from workbench.errors import CheckpointError, ConfigError, DiskError
 
 FINISHED = {"completed", "stopped", "diverged", "failed"}
 

@@ -19,7 +19,6 @@ from typing import Any, Callable
 import torch
 
 from workbench.config import RunConfig
-from workbench.engine import checkpoint as ckpt
 from workbench.engine.checkpoint_files import write_step_checkpoint
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages
@@ -34,7 +33,7 @@ from workbench.engine.lock import RunLock
 from workbench.engine.rundir import RunDir
 from workbench.engine.schedule import Due, LogClock
 from workbench.engine.samples import GridWriter, generate
-from workbench.errors import CheckpointError, DiskError, GanbenchError
+from workbench.errors import DiskError, GanbenchError
 from workbench.plugins import PluginSet
 from workbench.training_metrics import METRIC_KEYS
 
@@ -143,25 +142,6 @@ class Run:
         if self.last_checkpoint_step is None:
             return "no checkpoint had been written yet"
         return f"the checkpoint of step {self.last_checkpoint_step} is intact"
-
-    def restore_position(self, checkpoint: ckpt.Checkpoint) -> None:
-        """Continue from a checkpoint whose weights and optimizer moments are already loaded: the step, the
-        position in the data, the fixed noise and the random generators."""
-        meta, tensors = checkpoint.meta, checkpoint.tensors
-        self.step, self.epoch, self.batch = int(meta["step"]), int(meta.get("epoch", 0)), int(meta.get("batch", 0))
-        try:
-            fixed = tensors.get("fixed_noise")
-            if fixed is not None and fixed.dim() == 2 and fixed.shape[1] == self.model.latent_dim:
-                self.fixed_noise = fixed.float().to(self.device)
-            if meta.get("device") == self.device.type:  # generator states are device-specific
-                self.noise.set_state(tensors["rng/noise"])
-                torch.set_rng_state(tensors["rng/torch"])
-                if "rng/cuda" in tensors:
-                    torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
-        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{checkpoint.path} holds unusable random-generator state ({exc}).") from None
-        self.resumed_from = str(checkpoint.path)
-        self.last_checkpoint_step = self.step
 
     # -- the run ------------------------------------------------------------
     def train(self) -> str:

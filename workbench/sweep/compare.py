@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import statistics
-from pathlib import Path
 from typing import Any
 
 from workbench.engine.rundir import RunDir

@@ -12,7 +12,6 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from workbench.engine.control import send_request
 from workbench.engine.lock import run_is_locked
