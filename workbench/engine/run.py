@@ -16,6 +16,7 @@ import torch
 from workbench.atomic import remove_temporaries, write_text_atomic
 from workbench.config import RunConfig, validate
 from workbench.engine import checkpoint as ckpt
+from workbench.engine.conditioning import check_data_fits, data_info
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages, resize_uint8
 from workbench.engine.devices import compile_networks, pick_device, tune_backends
@@ -96,18 +97,21 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     image_size = config.hyperparams.get("image_size", 28)
     data = load_images(config, plugins, image_size)
     images = resize_uint8(data.images.to(device), image_size)
-    image_shape = (int(images.shape[1]), image_size, image_size)
+    info = data_info(data, int(images.shape[1]), image_size)  # the image shape (C, H, W), with the classes
+    image_shape = info.image_shape
     torch.manual_seed(config.seed)
     try:
-        model = spec.build(dict(config.hyperparams), image_shape)
+        model = spec.build(dict(config.hyperparams), info)
     except GanbenchError:
         raise
     except Exception as exc:  # ValueError from the plugin's own checks, or a plugin bug: one sentence either way
         raise ConfigError(f"{config.model} cannot be built with these settings: {type(exc).__name__}: {exc}.") from None
+    check_data_fits(model, info, data, config.model, config.dataset)  # a conditional model needs labels
     model.to(device)
     model.make_optimizers()
     compile_networks(model, config.engine["compile"])
-    batches = DeviceImages(images, config.hyperparams["batch_size"], device, config.seed, model.channels_last)
+    labels = data.labels if model.batch_fields else None  # on the device only for a model that takes them
+    batches = DeviceImages(images, config.hyperparams["batch_size"], device, config.seed, model.channels_last, labels)
     check_before_training(plugins.registry, config, model, loss, batches, image_shape)  # blames a broken plugin
     if checkpoint is not None:  # a checkpoint that does not fit is refused before any folder is created
         check_image_shape(checkpoint, image_shape)
@@ -121,7 +125,7 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         run_dir = create_run_dir(config)
         lock = acquire_run_lock(run_dir.path)
     try:
-        run = Run(config, plugins, run_dir, device, model, loss, batches, image_shape,
+        run = Run(config, plugins, run_dir, device, model, loss, batches, info,
                   control or RunControl(run_dir.requests), list(listeners), data.source, evaluate_during_training)
         run.lock = lock
         if checkpoint is not None:

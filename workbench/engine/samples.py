@@ -22,8 +22,9 @@ def _eager_code():
 
 
 @torch.no_grad()
-def generate(model, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Images in [-1, 1] from noise ``z``, leaving the model's weights and statistics untouched.
+def generate(model, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
+    """Images in [-1, 1] from noise ``z`` (and, for a conditional model, class ``labels``), leaving the model's
+    weights and statistics untouched.
 
     BatchNorm layers normalise with the sample batch's own statistics, as the
     reference scripts' progress grids do, but their running statistics are not
@@ -35,7 +36,11 @@ def generate(model, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         m.momentum = 0.0
     try:
         with _eager_code():
-            return torch.cat([model.generate(chunk) for chunk in z.split(batch_size)]).float().clamp_(-1, 1)
+            if labels is None:
+                images = [model.generate(chunk) for chunk in z.split(batch_size)]
+            else:
+                images = [model.generate(chunk, part) for chunk, part in zip(z.split(batch_size), labels.split(batch_size))]
+            return torch.cat(images).float().clamp_(-1, 1)
     finally:
         for m, (momentum, tracked) in zip(norms, saved):
             m.momentum = momentum
@@ -44,7 +49,8 @@ def generate(model, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> None:
-    """Write images in [-1, 1] as one PNG grid, atomically."""
+    """Write images in [-1, 1] as one PNG grid, atomically: ``nrow`` images per row (default: a square grid,
+    ``int(sqrt(N))`` per row, filled row by row), 2 pixels of padding."""
     from torchvision.utils import save_image
 
     nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
@@ -75,7 +81,7 @@ class GridWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganbench-samples")
         self.pending: list[PendingGrid] = []
 
-    def submit(self, images: torch.Tensor, path: Path, step: int, epoch: int) -> None:
+    def submit(self, images: torch.Tensor, path: Path, step: int, epoch: int, per_row: int | None = None) -> None:
         ready = None
         if images.device.type == "cuda":
             host = torch.empty(images.shape, dtype=images.dtype, pin_memory=True)
@@ -83,7 +89,7 @@ class GridWriter:
             ready = torch.cuda.Event()
             ready.record()
             images = host
-        future = self._pool.submit(_write_when_ready, images, ready, path)
+        future = self._pool.submit(_write_when_ready, images, ready, path, per_row)
         self.pending.append(PendingGrid(path, step, epoch, future))
 
     def finished(self, wait: bool = False) -> list[PendingGrid]:
@@ -101,7 +107,7 @@ class GridWriter:
         self._pool.shutdown(wait=True)
 
 
-def _write_when_ready(images: torch.Tensor, ready, path: Path) -> None:
+def _write_when_ready(images: torch.Tensor, ready, path: Path, per_row: int | None = None) -> None:
     if ready is not None:
         ready.synchronize()
-    save_grid(images, path)
+    save_grid(images, path, per_row)

@@ -21,6 +21,7 @@ import torch
 from workbench.config import RunConfig
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.checkpoint_files import write_step_checkpoint
+from workbench.engine.conditioning import class_grid, grid_rows_note
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages
 from workbench.engine.devices import autocast_context, describe_device
@@ -33,6 +34,7 @@ from workbench.engine.rundir import RunDir
 from workbench.engine.schedule import Due, LogClock
 from workbench.engine.samples import GridWriter, generate
 from workbench.errors import CheckpointError, DiskError, GanbenchError
+from workbench.model import needs_labels
 from workbench.plugins import PluginSet
 from workbench.training_metrics import METRIC_KEYS
 
@@ -47,6 +49,7 @@ class Run:
                  listeners: list[Listener], dataset_source: str, evaluate: Evaluator | None = None):
         self.config, self.plugins, self.dir, self.device = config, plugins, run_dir, device
         self.model, self.loss, self.data, self.image_shape = model, loss, data, image_shape
+        self.classes: tuple[str, ...] = tuple(getattr(image_shape, "classes", ()))  # image_shape is a DataInfo
         self.control, self.dataset_source, self.evaluate = control, dataset_source, evaluate
         self.events = EventFanOut(plugins.manager.hook, listeners)
         self.listeners = self.events.listeners  # the console and the workbench add theirs here
@@ -85,7 +88,7 @@ class Run:
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"model": self.config.model, "model_version": self.spec.version, "dataset": self.config.dataset,
                 "loss": self.config.loss, "hyperparams": self.config.hyperparams, "image_shape": list(self.image_shape),
-                "latent_dim": self.model.latent_dim, "step": self.step, "epoch": self.epoch, "batch": self.batch,
+                "latent_dim": self.model.latent_dim, "classes": list(self.classes), "step": self.step, "epoch": self.epoch, "batch": self.batch,
                 "device": self.device.type, "config": self.config.to_dict(), "time": round(time.time(), 3)}
 
     def save_checkpoint(self) -> Path:
@@ -111,7 +114,11 @@ class Run:
     def save_samples(self) -> None:
         """Start writing the fixed-noise grid of this step in the background; ``collect_samples`` reports it."""
         path = self.dir.samples / f"step-{self.step:08d}.png"
-        self.grids.submit(generate(self.model, self.fixed_noise), path, self.step, self.epoch)
+        if needs_labels(self.model):  # one row per class, the same noise down each column
+            z, labels, per_row = class_grid(self.fixed_noise, self.model.n_classes)
+            self.grids.submit(generate(self.model, z, labels), path, self.step, self.epoch, per_row)
+        else:
+            self.grids.submit(generate(self.model, self.fixed_noise), path, self.step, self.epoch)
         self.last_sample_step = self.step
 
     def collect_samples(self, wait: bool = False) -> None:
@@ -182,9 +189,12 @@ class Run:
                       dataset_size=int(self.data.images.shape[0]), dataset_source=self.dataset_source,
                       device=describe_device(self.device), image_shape=list(self.image_shape),
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
-                      previous_status=self.previous_status)
+                      previous_status=self.previous_status, classes=list(self.classes),
+                      conditional=needs_labels(self.model))
             for warning in self.resume_warnings:
                 self.emit("warning", message=warning)
+            if needs_labels(self.model) and grid_rows_note(self.classes):
+                self.emit("warning", message=grid_rows_note(self.classes))
         except OSError as exc:
             self._release()
             raise DiskError(f"Cannot write to the run directory {self.dir.path}: {exc.strerror or exc}.") from None
@@ -266,11 +276,12 @@ class Run:
         replayed as a CUDA graph when ``self.graphed``."""
         model, loss, data = self.model, self.loss, self.data
         autocast = autocast_context(self.device, self.config.engine["amp"], self.graphed)
+        fields = tuple(model.batch_fields)  # only what the model declared: an unconditional model gets none
 
         def step(idx: torch.Tensor) -> torch.Tensor:
             real = data.take(idx)
             with autocast:
-                metrics = model.train_step(real, loss)
+                metrics = model.train_step(real, loss, **data.fields(idx, fields))
             return torch.stack([metrics[k].float() for k in METRIC_KEYS])
 
         if not self.graphed:
