@@ -71,9 +71,9 @@ class Discriminator(nn.Module):
 
 
 def build(hp: dict, data: DataInfo) -> ConditionalGAN:
-    if data.n_classes < 2:
-        raise ValueError("cgan needs a labelled dataset with at least 2 classes")
-    return ConditionalGAN(Generator(hp["latent_dim"], data.n_classes, data), Discriminator(data.n_classes, data), hp,
+    # An unlabelled dataset (n_classes 0) still builds: the engine then refuses it in its own sentence.
+    n_classes = max(data.n_classes, 1)
+    return ConditionalGAN(Generator(hp["latent_dim"], n_classes, data), Discriminator(n_classes, data), hp,
                           latent_dim=hp["latent_dim"], n_classes=data.n_classes, d_first=False, d_scale=0.5)
 
 

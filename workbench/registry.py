@@ -153,6 +153,8 @@ class MetricSpec:
     :param lower_is_better: the direction ``ganbench runs --sort`` ranks by.
     :param default: computed when no ``--metric`` is named; heavy or optional metrics say False.
     :param available: ``available() -> str | None``: None when usable here, else the sentence saying why not.
+    :param needs_labels: computed only on samples drawn for given classes (``MetricContext.labels``), that is
+        for conditional models; skipped for the others unless named with ``--metric``.
     """
 
     name: str
@@ -161,6 +163,7 @@ class MetricSpec:
     lower_is_better: bool = True
     default: bool = True
     available: Callable[[], str | None] | None = None
+    needs_labels: bool = False
 
 
 @dataclass

@@ -51,6 +51,11 @@ def balanced_labels(n: int, n_classes: int, device: torch.device | str = "cpu") 
     return torch.arange(n, device=device) % n_classes
 
 
+def sample_labels(model, n: int, device: torch.device | str) -> torch.Tensor | None:
+    """Balanced labels for ``n`` samples of a conditional model (for the quality metrics); None for another model."""
+    return balanced_labels(n, model.n_classes, device) if needs_labels(model) else None
+
+
 def class_grid(noise: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The layout of a conditional model's grid: one row per class (at most ``MAX_GRID_ROWS``), the same noise
     down each column; ``int(sqrt(len(noise)))`` columns. Returns (noise, labels, images per row)."""

@@ -29,7 +29,10 @@ def generate(model, z: torch.Tensor, labels: torch.Tensor | None = None, batch_s
     BatchNorm layers normalise with the sample batch's own statistics, as the
     reference scripts' progress grids do, but their running statistics are not
     updated, so drawing samples never changes the model (nor its compiled graphs).
+    A conditional model given no labels draws each class in turn.
     """
+    if labels is None and "labels" in getattr(model, "batch_fields", ()):
+        labels = torch.arange(z.shape[0], device=z.device) % model.n_classes
     norms = [m for net in model.networks.values() for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms]
     for m in norms:

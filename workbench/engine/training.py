@@ -21,7 +21,7 @@ import torch
 from workbench.config import RunConfig
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.checkpoint_files import write_step_checkpoint
-from workbench.engine.conditioning import class_grid, grid_rows_note
+from workbench.engine.conditioning import MAX_GRID_ROWS, class_grid, grid_rows_note
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages
 from workbench.engine.devices import autocast_context, describe_device
@@ -190,7 +190,7 @@ class Run:
                       device=describe_device(self.device), image_shape=list(self.image_shape),
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
                       previous_status=self.previous_status, classes=list(self.classes),
-                      conditional=needs_labels(self.model))
+                      conditional=needs_labels(self.model), grid_rows=self._grid_rows())
             for warning in self.resume_warnings:
                 self.emit("warning", message=warning)
             if needs_labels(self.model) and grid_rows_note(self.classes):
@@ -198,6 +198,10 @@ class Run:
         except OSError as exc:
             self._release()
             raise DiskError(f"Cannot write to the run directory {self.dir.path}: {exc.strerror or exc}.") from None
+
+    def _grid_rows(self) -> list[str]:
+        """The class of each row of the sample grids, top to bottom (a conditional model's; else empty)."""
+        return list(self.classes[:MAX_GRID_ROWS]) if needs_labels(self.model) else []
 
     def _loop_or_failure(self) -> tuple[str, str]:
         """The loop's own ending, or the one sentence that says how it failed."""
