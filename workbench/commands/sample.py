@@ -24,10 +24,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output", default="samples.png", help="PNG file to write (default samples.png)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    parser.add_argument("--class", dest="class_name", metavar="NAME_OR_INDEX",
+                        help="a conditional model draws only this class (default: one row per class)")
 
 
 def main(args) -> int:
-    from workbench.engine.inference import load_model
+    from workbench.engine.inference import draw_from, load_model
+    from workbench.engine.samples import save_grid
+    from workbench.model import needs_labels
     from workbench.plugins import load_plugins
 
     if not 1 <= args.n <= MAX_IMAGES:
@@ -35,10 +39,19 @@ def main(args) -> int:
     model, checkpoint = load_model(Path(args.checkpoint), load_plugins(), args.device)
     output = Path(args.output)
     try:
-        write_grid(model, tuple(checkpoint.meta["image_shape"]), args.n, args.seed, output)
+        if args.class_name is None and not needs_labels(model):
+            write_grid(model, tuple(checkpoint.meta["image_shape"]), args.n, args.seed, output)
+            print(f"wrote {args.n} samples to {output}")
+            return 0
+        drawn = draw_from(model, checkpoint, args.n, args.seed, class_name=args.class_name, by_class=True)
+        save_grid(drawn.images, output, drawn.per_row)
     except OSError as exc:
         raise GanbenchError(f"Cannot write {output}: {exc.strerror or exc}.") from None
-    print(f"wrote {args.n} samples to {output}")
+    count = drawn.images.shape[0]
+    if args.class_name is not None:
+        print(f"wrote {count} samples of class {drawn.rows[0]} to {output}")
+    else:
+        print(f"wrote {count} samples to {output}, one row per class: {', '.join(drawn.rows)}")
     return 0
 
 

@@ -162,6 +162,7 @@ def _check_meta_types(meta: dict[str, Any], path: Path) -> None:
         "epoch": is_int(meta.get("epoch", 0)) and meta.get("epoch", 0) >= 0,
         "batch": is_int(meta.get("batch", 0)) and meta.get("batch", 0) >= 0,
         "optimizer_groups": isinstance(meta.get("optimizer_groups", {}), dict),
+        "classes": isinstance(meta.get("classes", []), list) and all(isinstance(c, str) for c in meta.get("classes", [])),
     }
     bad = [key for key, ok in problems.items() if not ok]
     if bad:

@@ -80,26 +80,29 @@ def check_data_fits(images: torch.Tensor, image_size: int, device: torch.device,
     return on_device
 
 
-def step_bytes(model, loss, real: torch.Tensor, batch_size: int, precise: bool = True) -> int:
+def step_bytes(model, loss, real: torch.Tensor, batch_size: int, precise: bool = True,
+               fields: dict[str, torch.Tensor] | None = None) -> int:
     """The memory one training step at ``batch_size`` adds to the model's weights, in bytes (an estimate).
 
     Measured on copies of the model and the loss, so the run that follows is unchanged: trial steps at a
     tiny batch (``real`` holds enough images) give what autograd keeps per image.
     """
-    trained, fixed, per_image = _step_profile(model, loss, real, precise)
+    trained, fixed, per_image = _step_profile(model, loss, real, precise, fields)
     return int(trained + fixed + per_image * batch_size)
 
 
-def check_step_fits(model, loss, real: torch.Tensor, batch_size: int, device: torch.device) -> int:
+def check_step_fits(model, loss, real: torch.Tensor, batch_size: int, device: torch.device,
+                    fields: dict[str, torch.Tensor] | None = None) -> int:
     """Refuse a batch size whose training step cannot fit in the free memory; return the estimate in bytes.
 
     One trial step bounds the need from above; only when that bound does not fit is it measured precisely.
+    ``fields``: the batch fields the model declares (``labels``), for the trial images.
     """
     free = free_bytes(device)
-    need = step_bytes(model, loss, real, batch_size, precise=False)
+    need = step_bytes(model, loss, real, batch_size, precise=False, fields=fields)
     if free is None or need <= free:
         return need
-    trained, fixed, per_image = _step_profile(model, loss, real, precise=True)
+    trained, fixed, per_image = _step_profile(model, loss, real, precise=True, fields=fields)
     need = int(trained + fixed + per_image * batch_size)
     if need > free:
         fitting = int((free - trained - fixed) // per_image) if per_image else 0
@@ -111,7 +114,8 @@ def check_step_fits(model, loss, real: torch.Tensor, batch_size: int, device: to
     return need
 
 
-def _step_profile(model, loss, real: torch.Tensor, precise: bool = True) -> tuple[float, float, float]:
+def _step_profile(model, loss, real: torch.Tensor, precise: bool = True,
+                  fields: dict[str, torch.Tensor] | None = None) -> tuple[float, float, float]:
     """(gradients and optimizer moments, the part of a step's memory that does not grow with the batch, the
     part per image), in bytes. One trial step at batch 4 bounds the per-image part from above (all of it
     counted as growing); ``precise`` adds a step at batch 2 to split off the fixed part."""
@@ -122,21 +126,21 @@ def _step_profile(model, loss, real: torch.Tensor, precise: bool = True) -> tupl
         sizes = sizes[-1:]
     if not sizes:
         return trained, 0.0, 0.0
-    kept = [_trial_step(model, loss, real[:n]) for n in sizes]
+    kept = [_trial_step(model, loss, real[:n], {k: v[:n] for k, v in (fields or {}).items()}) for n in sizes]
     if len(sizes) == 1:
         return trained, 0.0, kept[0] / sizes[0]
     per_image = max(0.0, (kept[1] - kept[0]) / (sizes[1] - sizes[0]))
     return trained, max(0.0, kept[0] - per_image * sizes[0]), per_image
 
 
-def _trial_step(model, loss, real: torch.Tensor) -> int:
+def _trial_step(model, loss, real: torch.Tensor, fields: dict[str, torch.Tensor]) -> int:
     """One ``train_step`` on copies of the model and the loss, eagerly; the peak bytes autograd kept."""
     with torch.random.fork_rng(devices=[real.device] if real.device.type == "cuda" else []):
         trial, trial_loss = copy.deepcopy(model), copy.deepcopy(loss)
         for module in (m for net in trial.networks.values() for m in net.modules()):
             if getattr(module, "_compiled_call_impl", None) is not None:
                 module._compiled_call_impl = None  # the copy's compiled call would run the original's forward
-        return _saved_for_backward(lambda: trial.train_step(real, trial_loss), weights_of=trial)
+        return _saved_for_backward(lambda: trial.train_step(real, trial_loss, **fields), weights_of=trial)
 
 
 def memory_summary(need: int, device: torch.device) -> str:

@@ -16,6 +16,7 @@ import torch
 from workbench.atomic import remove_temporaries, write_text_atomic
 from workbench.config import RunConfig, validate
 from workbench.engine import checkpoint as ckpt
+from workbench.engine.conditioning import check_labels_fit, data_info
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages, resize_uint8
 from workbench.engine.devices import compile_networks, pick_device, tune_backends
@@ -144,28 +145,32 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     data = load_images(config, plugins, image_size)
     data_bytes = check_data_fits(data.images, image_size, device, config.dataset)  # refuse before the copy
     images = resize_uint8(data.images.to(device), image_size)
-    image_shape = (int(images.shape[1]), image_size, image_size)
+    info = data_info(data, int(images.shape[1]), image_size)  # the image shape (C, H, W), with the classes
+    image_shape = info.image_shape
     torch.manual_seed(config.seed)
     try:
-        model = spec.build(dict(config.hyperparams), image_shape)
+        model = spec.build(dict(config.hyperparams), info)
     except GanbenchError:
         raise
     except Exception as exc:  # ValueError from the plugin's own checks, or a plugin bug: one sentence either way
         raise ConfigError(f"{config.model} cannot be built with these settings: {type(exc).__name__}: {exc}.") from None
+    check_labels_fit(model, info, data, config.model, config.dataset)  # a conditional model needs labels
     model.to(device)
     model.make_optimizers()
     compile_networks(model, config.engine["compile"])
-    batches = DeviceImages(images, config.hyperparams["batch_size"], device, config.seed, model.channels_last,
+    labels = data.labels if model.batch_fields else None  # on the device only for a model that takes them
+    batches = DeviceImages(images, config.hyperparams["batch_size"], device, config.seed, model.channels_last, labels,
                            rank=ranks.rank, world=ranks.world)
     check_before_training(plugins.registry, config, model, loss, batches, image_shape)  # blames a broken plugin
-    trial_images = batches.take(batches.order(0)[:4].to(device))
-    step_need = check_step_fits(model, loss, trial_images, batches.batch_size, device)
+    trial = batches.order(0)[:4].to(device)
+    step_need = check_step_fits(model, loss, batches.take(trial), batches.batch_size, device,
+                                batches.fields(trial, model.batch_fields))
     memory_note = memory_summary(data_bytes + step_need + _weight_bytes(model), device)
     if config.engine["sync_bn"]:  # after the check: its trial step runs on one rank's copy, without collectives
         convert_sync_batch_norm(model, device, ranks)
     average_gradients(model, ranks)
     if follower_dir is not None:
-        return FollowerRun(config, plugins, FollowerRunDir(follower_dir), device, model, loss, batches, image_shape,
+        return FollowerRun(config, plugins, FollowerRunDir(follower_dir), device, model, loss, batches, info,
                            control or RunControl(), [], data.source, None, ranks)
     if checkpoint is not None:  # a checkpoint that does not fit is refused before any folder is created
         check_image_shape(checkpoint, image_shape)
@@ -179,7 +184,7 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         run_dir = create_run_dir(config)
         lock = acquire_run_lock(run_dir.path)
     try:
-        run = Run(config, plugins, run_dir, device, model, loss, batches, image_shape,
+        run = Run(config, plugins, run_dir, device, model, loss, batches, info,
                   control or RunControl(run_dir.requests), list(listeners), data.source, evaluate_during_training,
                   ranks)
         run.lock = lock

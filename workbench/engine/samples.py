@@ -29,20 +29,28 @@ def _eager_code():
 
 
 @torch.no_grad()
-def generate(model, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Images in [-1, 1] from noise ``z``, leaving the model's weights and statistics untouched.
+def generate(model, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
+    """Images in [-1, 1] from noise ``z`` (and, for a conditional model, class ``labels``), leaving the model's
+    weights and statistics untouched.
 
     BatchNorm layers normalise with the sample batch's own statistics, as the
     reference scripts' progress grids do, but their running statistics are not
     updated, so drawing samples never changes the model (nor its compiled graphs).
+    A conditional model given no labels draws each class in turn.
     """
+    if labels is None and "labels" in getattr(model, "batch_fields", ()):
+        labels = torch.arange(z.shape[0], device=z.device) % model.n_classes
     norms = [m for net in model.networks.values() for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms]
     for m in norms:
         m.momentum = 0.0
     try:
         with _eager_code():
-            return torch.cat([model.generate(chunk) for chunk in z.split(batch_size)]).float().clamp_(-1, 1)
+            if labels is None:
+                images = [model.generate(chunk) for chunk in z.split(batch_size)]
+            else:
+                images = [model.generate(chunk, part) for chunk, part in zip(z.split(batch_size), labels.split(batch_size))]
+            return torch.cat(images).float().clamp_(-1, 1)
     finally:
         for m, (momentum, tracked) in zip(norms, saved):
             m.momentum = momentum
@@ -85,7 +93,8 @@ def write_png(pixels, path: Path) -> None:
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> None:
-    """Write images in [-1, 1] as one PNG grid, atomically."""
+    """Write images in [-1, 1] as one PNG grid, atomically: ``nrow`` images per row (default: a square grid,
+    ``int(sqrt(N))`` per row, filled row by row), 2 pixels of padding."""
     write_png(grid_pixels(images, nrow).cpu(), Path(path))
 
 
@@ -116,8 +125,10 @@ class GridWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganbench-samples")
         self.pending: list[PendingGrid] = []
 
-    def submit(self, images: torch.Tensor, path: Path, step: int, epoch: int) -> None:
-        pixels, ready = grid_pixels(images), None
+    def submit(self, images: torch.Tensor, path: Path, step: int, epoch: int, per_row: int | None = None) -> None:
+        """Lay out ``images`` (``per_row`` a row; default: a square grid) and write them to ``path`` in the
+        background."""
+        pixels, ready = grid_pixels(images, per_row), None
         if pixels.device.type == "cuda":
             host = torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True)
             host.copy_(pixels, non_blocking=True)

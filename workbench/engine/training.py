@@ -20,6 +20,7 @@ import torch
 
 from workbench.config import RunConfig
 from workbench.engine.checkpoint_files import write_step_checkpoint
+from workbench.engine.conditioning import draw_grid, grid_rows, grid_rows_note
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages
 from workbench.engine.devices import autocast_context, describe_device, memory_in_use
@@ -32,8 +33,9 @@ from workbench.engine.graphs import GraphedStep, use_graphs
 from workbench.engine.lock import RunLock
 from workbench.engine.rundir import RunDir
 from workbench.engine.schedule import Due, LogClock
-from workbench.engine.samples import GridWriter, generate
+from workbench.engine.samples import GridWriter
 from workbench.errors import DiskError, GanbenchError
+from workbench.model import needs_labels
 from workbench.plugins import PluginSet
 from workbench.training_metrics import METRIC_KEYS
 
@@ -50,6 +52,7 @@ class Run:
                  ranks: Ranks = SINGLE):
         self.config, self.plugins, self.dir, self.device, self.ranks = config, plugins, run_dir, device, ranks
         self.model, self.loss, self.data, self.image_shape = model, loss, data, image_shape
+        self.classes: tuple[str, ...] = tuple(getattr(image_shape, "classes", ()))  # image_shape is a DataInfo
         self.control, self.dataset_source, self.evaluate = control, dataset_source, evaluate
         self.events = EventFanOut(plugins.manager.hook, listeners)
         self.listeners = self.events.listeners  # the console and the workbench add theirs here
@@ -92,7 +95,7 @@ class Run:
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"model": self.config.model, "model_version": self.spec.version, "dataset": self.config.dataset,
                 "loss": self.config.loss, "hyperparams": self.config.hyperparams, "image_shape": list(self.image_shape),
-                "latent_dim": self.model.latent_dim, "step": self.step, "epoch": self.epoch, "batch": self.batch,
+                "latent_dim": self.model.latent_dim, "classes": list(self.classes), "step": self.step, "epoch": self.epoch, "batch": self.batch,
                 "device": self.device.type, "config": self.config.to_dict(), "time": round(time.time(), 3)}
 
     def save_checkpoint(self) -> Path:
@@ -119,8 +122,8 @@ class Run:
         """Start writing the fixed-noise grid of this step in the background; ``collect_samples`` reports it."""
         path = self.dir.samples / f"step-{self.step:08d}.png"
         with batch_norm_on_this_rank(self.model):  # rank 0 alone draws the grid: no SyncBatchNorm collective
-            images = generate(self.model, self.fixed_noise)
-        self.grids.submit(images, path, self.step, self.epoch)
+            images, per_row = draw_grid(self.model, self.fixed_noise)
+        self.grids.submit(images, path, self.step, self.epoch, per_row)
         self.last_sample_step = self.step
 
     def collect_samples(self, wait: bool = False) -> None:
@@ -173,9 +176,13 @@ class Run:
                       dataset_size=int(self.data.images.shape[0]), dataset_source=self.dataset_source,
                       device=describe_device(self.device), image_shape=list(self.image_shape),
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
-                      previous_status=self.previous_status, **self._job_fields())
+                      previous_status=self.previous_status, classes=list(self.classes),
+                      conditional=needs_labels(self.model), grid_rows=grid_rows(self.model, self.classes),
+                      **self._job_fields())
             for warning in self.resume_warnings + ([self.graphs_warning] if self.graphs_warning else []):
                 self.emit("warning", message=warning)
+            if needs_labels(self.model) and grid_rows_note(self.classes):
+                self.emit("warning", message=grid_rows_note(self.classes))
         except OSError as exc:
             self._release()
             raise DiskError(f"Cannot write to the run directory {self.dir.path}: {exc.strerror or exc}.") from None
@@ -270,11 +277,12 @@ class Run:
         replayed as a CUDA graph when ``self.graphed``."""
         model, loss, data = self.model, self.loss, self.data
         autocast = autocast_context(self.device, self.config.engine["amp"], self.graphed)
+        fields = tuple(model.batch_fields)  # only what the model declared: an unconditional model gets none
 
         def step(idx: torch.Tensor) -> torch.Tensor:
             real = data.take(idx)
             with autocast:
-                metrics = model.train_step(real, loss)
+                metrics = model.train_step(real, loss, **data.fields(idx, fields))
             return torch.stack([metrics[k].float() for k in METRIC_KEYS])
 
         if not self.graphed:

@@ -19,11 +19,13 @@ class MetricContext:
     :param fake: the generated images, uint8 (N, C, H, W) at the model's image size.
     :param evaluator: the ``Evaluator`` running the metrics (its ``config``, ``plugins``, ``device``).
     :param notes: sentences for people a metric may add (shown by ``ganbench eval``, stored in the event).
+    :param labels: the class each image was drawn for (int64 (N,)), for a conditional model; else None.
     """
 
     fake: torch.Tensor
     evaluator: Evaluator
     notes: list[str] = field(default_factory=list)
+    labels: torch.Tensor | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
-from workbench.testkit.kit_plugin import KIT_DATASET, KitPlugin
+from workbench.model import needs_labels
+from workbench.testkit.kit_plugin import KIT_CLASSES, KIT_DATASET, KitPlugin
+from workbench.testkit.labels_check import check_labels_path
 from workbench.testkit.report import KitReport, PluginCheckError, blame
 from workbench.testkit.running import check_folder, kit_config, load_with_kit, report_of, resume, train
 
@@ -34,6 +36,8 @@ def check_model_plugin(name: str, *, hyperparams: dict[str, Any] | None = None, 
         report = report_of(run)
         checkpoint = run.dir.latest
         _check_round_trip(plugins, run, checkpoint, device)
+        if needs_labels(run.model):  # a conditional model: its labels path too (workbench/testkit/labels_check.py)
+            blame(check_labels_path, plugins, run, device, KIT_CLASSES)
         resumed = resume(plugins, run.dir.path, config.steps + 1)
         if exact_resume:
             straight_config = kit_config(plugins, kit, name, KIT_DATASET, loss, hyperparams, device, root,

@@ -60,6 +60,7 @@ class RunSnapshot:
     sample_step: int | None = None
     log: tuple[LogLine, ...] = ()
     message: str = ""
+    grid_rows: tuple[str, ...] = ()  # a conditional model's grid: the class of each row, top to bottom
 
     @property
     def active(self) -> bool:
@@ -157,7 +158,8 @@ class RunState:
                            total_steps=int(event.get("total_steps") or 0),
                            steps_per_epoch=int(event.get("steps_per_epoch") or 0),
                            batch_size=int(event.get("batch_size") or 0), image_size=int(shape[-1]),
-                           step=int(event.get("step") or 0), epoch=int(event.get("epoch") or 0))
+                           step=int(event.get("step") or 0), epoch=int(event.get("epoch") or 0),
+                           grid_rows=tuple(event.get("grid_rows") or ()))
         spe = self.fields["steps_per_epoch"] or 1
         self.fields["batch"] = self.fields["step"] - self.fields["epoch"] * spe
         self.fields.pop("images_per_s", None)
@@ -266,7 +268,7 @@ class RunState:
             image_size=f.get("image_size", 0), images_per_s=rate, elapsed=elapsed, eta=eta,
             gpu_memory_mb=f.get("gpu_memory_mb"), series={k: tuple(self.series[k]) for k in keys},
             latest=dict(self.latest), sample=self.sample, sample_step=self.sample_step, log=tuple(self.log),
-            message=self.message)
+            message=self.message, grid_rows=f.get("grid_rows", ()))
 
 
 def clock(seconds: float) -> str:

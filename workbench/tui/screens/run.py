@@ -148,6 +148,8 @@ class RunScreen(Screen):
         sample.tile = snap.image_size
         sample.path = snap.sample
         sample.border_title = f"samples · step {snap.sample_step:,}" if snap.sample_step is not None else "samples"
+        # A conditional model's grid has a row per class: name them, top to bottom.
+        sample.border_subtitle = f"rows: {' · '.join(snap.grid_rows)}" if snap.grid_rows else None
         log = self.query_one("#run-log", RichLog)
         for line in snap.log:
             if line.index > self._log_shown:
