@@ -11,7 +11,7 @@ from pathlib import Path
 from workbench import hookimpl
 from workbench.datapaths import cache_home, data_home
 from workbench.errors import DataError
-from workbench.imagefolder import load_folder
+from workbench.imagefolder import load_folder, load_labelled_folder
 from workbench.registry import DataRequest, DatasetSpec, ImageData
 
 CELEBA_HELP = ("download img_align_celeba.zip from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html) "
@@ -31,13 +31,15 @@ def load_image_folder(request: DataRequest) -> ImageData:
     if request.root is None:
         raise DataError("The folder dataset needs --data-root DIR, a folder of JPEG or PNG images.")
     root = Path(request.root)
-    images, skipped = load_folder(root, request.image_size, 3, request.cache_dir or cache_home(), "folder")
-    return ImageData(images, None, source=f"{root} ({skipped} unreadable files skipped)" if skipped else str(root))
+    found = load_labelled_folder(root, request.image_size, 3, request.cache_dir or cache_home(), "folder")
+    source = f"{root} ({found.skipped} unreadable files skipped)" if found.skipped else str(root)
+    return ImageData(found.images, found.labels, source=source, classes=found.classes)
 
 
 @hookimpl
 def ganbench_register_datasets(register):
     register(DatasetSpec("celeba", "CelebA aligned faces (202,599 JPEGs), centre-cropped to the model's size, RGB",
                          load_celeba))
-    register(DatasetSpec("folder", "any folder of images (--data-root DIR), centre-cropped square, RGB",
+    register(DatasetSpec("folder", "any folder of images (--data-root DIR), centre-cropped square, RGB; "
+                                    "labelled by its class sub-folders when it has them",
                          load_image_folder))

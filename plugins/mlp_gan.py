@@ -53,8 +53,10 @@ class Discriminator(nn.Module):
 
 
 def build(hp: dict, img_shape: tuple[int, int, int]) -> TwoNetworkGAN:
+    # D is Linear and LeakyReLU only, a pure function of its weights and input: D's pass over the fakes in
+    # G's update serves D's update too (bit-identical; workbench.model.TwoNetworkGAN).
     return TwoNetworkGAN(Generator(hp["latent_dim"], img_shape), Discriminator(img_shape), hp,
-                         latent_dim=hp["latent_dim"], d_first=False, d_scale=0.5)
+                         latent_dim=hp["latent_dim"], d_first=False, d_scale=0.5, reuse_fake_logits=True)
 
 
 SPEC = ModelSpec(

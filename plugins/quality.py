@@ -1,6 +1,6 @@
 """Sample-quality metrics that work offline, computed against the dataset's held-out test split.
 
-The first five live in the feature space of a small classifier trained once
+The first six live in the feature space of a small classifier trained once
 per labelled dataset (``workbench.quality``); they are cheap enough to run
 during training. The Inception metrics are the standard ones from papers and
 appear only where torch-fidelity or pytorch-fid and their weights are on disk.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from workbench import hookimpl
 from workbench.quality import domain, inception
+from workbench.quality.conditional import class_accuracy
 from workbench.quality.context import MetricContext
 from workbench.registry import MetricSpec
 
@@ -56,6 +57,8 @@ METRICS = (
                _precision, lower_is_better=False),
     MetricSpec("recall", "share of real images inside the samples' k-NN manifold (Kynkäänniemi 2019), domain features",
                _recall, lower_is_better=False),
+    MetricSpec("class_accuracy", "conditional models: share of samples the classifier puts in the class they were "
+               "drawn for (chance is 1 / classes)", class_accuracy, lower_is_better=False, needs_labels=True),
     MetricSpec("inception_fid", "standard Inception-v3 FID (torch-fidelity or pytorch-fid, weights on disk)",
                _inception_fid, default=False, available=inception.unavailable_reason),
     MetricSpec("inception_kid", "standard Inception-v3 KID (torch-fidelity or pytorch-fid, weights on disk)",

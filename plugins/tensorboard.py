@@ -11,9 +11,11 @@ session wrote after the checkpoint's step, so the curves join without a fold.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from workbench import hookimpl
 
@@ -32,50 +34,84 @@ def summary_writer_class():
     return SummaryWriter
 
 
+def _quiet_writer_threads() -> None:
+    """Keep the writer thread's failure off the console: tensorboard stores the error and raises it again at
+    the next ``add_*`` or ``close`` in the training thread, where the engine reports it as a plugin warning."""
+    from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+
+    previous = threading.excepthook
+    if getattr(previous, "ganbench_tensorboard", False):
+        return
+
+    def excepthook(args):
+        if not isinstance(args.thread, _AsyncWriterThread):
+            previous(args)
+
+    excepthook.ganbench_tensorboard = True
+    threading.excepthook = excepthook
+
+
+def _write(run, action: Callable[[Any], None]) -> None:
+    """``action(writer)`` with the run's writer, if it has one; the first error drops the writer for good."""
+    writer = _writers.get(run.dir.path)
+    if writer is None:
+        return
+    try:
+        action(writer)
+    except Exception:
+        _writers.pop(run.dir.path, None)
+        with contextlib.suppress(Exception):
+            writer.close()
+        raise
+
+
 @hookimpl
 def ganbench_run_start(run):
     writer_class = summary_writer_class()
     if writer_class is None:
         return
+    _quiet_writer_threads()
     # A resumed run rewrites the steps after its checkpoint: drop what an earlier session logged for them.
     purge = run.step + 1 if run.step else None
     writer = writer_class(log_dir=str(run.dir.path / FOLDER), purge_step=purge, flush_secs=10)
-    config = json.dumps(run.config.to_dict(), indent=2)
-    writer.add_text("config", "".join(f"    {line}\n" for line in config.splitlines()), run.step)
     _writers[run.dir.path] = writer
+    config = json.dumps(run.config.to_dict(), indent=2)
+    _write(run, lambda w: w.add_text("config", "".join(f"    {line}\n" for line in config.splitlines()), run.step))
 
 
 @hookimpl
 def ganbench_metrics(run, metrics):
-    writer = _writers.get(run.dir.path)
-    if writer is None:
-        return
+    scalars = {}
     for key, value in metrics.items():
         if key in _NOT_SCALARS or isinstance(value, bool):
             continue
-        try:
-            number = float(value)  # the event log writes NaN and infinity as strings
-        except (TypeError, ValueError):
-            continue
-        writer.add_scalar(f"train/{key}", number, metrics["step"], walltime=metrics.get("time"))
+        with contextlib.suppress(TypeError, ValueError):
+            scalars[key] = float(value)  # the event log writes NaN and infinity as strings
+
+    def add(writer):
+        for key, number in scalars.items():
+            writer.add_scalar(f"train/{key}", number, metrics["step"], walltime=metrics.get("time"))
+
+    _write(run, add)
 
 
 @hookimpl
 def ganbench_sample_written(run, path, step):
-    writer = _writers.get(run.dir.path)
-    if writer is None:
+    if run.dir.path not in _writers:
         return
     import numpy as np
     from PIL import Image
 
     with Image.open(path) as image:
         pixels = np.asarray(image.convert("RGB"))
-    writer.add_image("samples", pixels, step, dataformats="HWC")
+    _write(run, lambda writer: writer.add_image("samples", pixels, step, dataformats="HWC"))
 
 
 @hookimpl
 def ganbench_run_end(run, reason):
-    writer = _writers.pop(run.dir.path, None)
-    if writer is not None:
+    def close(writer):
         writer.add_text("end", f"{reason} at step {run.step}", run.step)
         writer.close()
+
+    _write(run, close)
+    _writers.pop(run.dir.path, None)

@@ -38,3 +38,27 @@ def refusing_writes(folder: Path):
         yield
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: int):
+    """A real file system of ``size`` bytes at ``where`` (needs the right to mount, as root in CI)."""
+    where.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill_up(disk: Path) -> None:
+    """Write zeros into ``disk`` until it refuses: a full disk."""
+    with open(disk / "filler", "wb", buffering=0) as handle:
+        with contextlib.suppress(OSError):
+            while True:
+                handle.write(bytes(65536))
+

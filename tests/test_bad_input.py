@@ -281,3 +281,31 @@ def test_a_damaged_checkpoint_in_a_real_subprocess(cli, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == f"ganbench: error: {bad} is truncated (its header is incomplete)."
     assert result.stdout == ""
+
+
+# -- sentences that say what is wrong -------------------------------------------------------------------
+def test_an_idx_file_holding_no_images(capsys, place, tmp_path):
+    root = mnist_copy(place, tmp_path / "none")
+    write_idx(root / "train-images-idx3-ubyte.gz", torch.zeros(0, 28, 28, dtype=torch.uint8))
+    write_idx(root / "train-labels-idx1-ubyte.gz", torch.zeros(0, dtype=torch.uint8))
+    run_on(capsys, place, "mnist", root, [f"{root / 'train-images-idx3-ubyte.gz'} holds no data (its shape is "
+                                          f"(0, 28, 28))."])
+
+
+def test_a_text_file_given_as_a_checkpoint(capsys, tmp_path):
+    notes = tmp_path / "notes.safetensors"
+    notes.write_text("my training notes: lr 2e-4 worked best\n")
+    refused(capsys, "sample", notes, "-o", tmp_path / "out.png", fragments=[f"{notes} is not a safetensors file."])
+    refused(capsys, "run", "--resume", notes, fragments=[f"{notes} is not a safetensors file."])
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 3, reason="this machine has a fourth GPU")
+def test_a_gpu_index_is_reported_as_given(capsys, place):
+    refused(capsys, "run", "-p", "mlp_gan", "--runs-dir", place / "runs", "--device", "cuda:3",
+            fragments=["--device cuda:3 was asked for, but "])
+
+
+def test_runs_of_a_file_is_one_sentence_and_exit_2(capsys, place):
+    file = place / "runs" / "earlier" / "config.json"
+    assert ganbench_main(["runs", "--runs-dir", str(file)]) == 2
+    assert capsys.readouterr().err.strip() == f"ganbench: error: {file} is a file, not a runs folder."

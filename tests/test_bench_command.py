@@ -6,14 +6,19 @@ The subprocesses run with one thread: these tests check behaviour, never speed, 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import workbench.bench as bench_package
+from workbench import hookimpl
 from workbench.bench import report
 from workbench.bench.runner import WorkloadBench
-from workbench.bench.workloads import WORKLOADS
-from workbench.commands.bench import WORKLOAD_NAMES
+from workbench.bench.workloads import collect_workloads
 from workbench.errors import ConfigError, PluginError
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -54,8 +59,10 @@ def test_bench_prints_both_rates_the_ratio_and_the_device_and_writes_the_compari
     (("--repeats", "0"), "--repeats must be at least 1; got 0."),
     (("--warmup", "0"), "--warmup must be at least 1; got 0."),
     (("--steps", "-3"), "--steps must be at least 1; got -3."),
-    (("-m", "mlp_gan", "--image-folder", "faces"), "--image-folder is for the dcgan-64 workload"),
+    (("-m", "mlp_gan", "--image-folder", "faces"), "--image-folder is for the workloads that read a folder of "
+                                                   "images (dcgan-64); add --model dcgan-64."),
     (("-m", "dcgan-64", "--dataset", "mnist"), "give --image-folder DIR instead of --dataset"),
+    (("-m", "gan.py"), 'Unknown benchmark workload "gan.py"; choose from mlp_gan, aae, dcgan-32, dcgan-64 or all.'),
 ])
 def test_bench_user_errors_are_one_sentence(cli, args, message):
     result = cli("bench", *args)
@@ -78,15 +85,38 @@ def test_bench_refuses_what_it_cannot_compare(plugins, tmp_path, kwargs, error, 
         kwargs["image_folder"].mkdir()
         (kwargs["image_folder"] / "000001.jpg").write_bytes(b"\xff\xd8")
     with pytest.raises(error, match=re.escape(message)):
-        WorkloadBench(WORKLOADS[name], plugins, tmp_path, device="cpu", **kwargs)
+        WorkloadBench(collect_workloads(plugins)[0][name], plugins, tmp_path, device="cpu", **kwargs)
 
 
-def test_the_command_names_every_workload_without_importing_torch():
-    assert WORKLOAD_NAMES == tuple(WORKLOADS)
+def test_the_core_registers_its_workloads_through_the_hook_and_the_core_names_no_gan(plugins):
+    workloads, errors = collect_workloads(plugins)
+    assert errors == []
+    assert list(workloads) == ["mlp_gan", "aae", "dcgan-32", "dcgan-64"]
+    assert {w.model for w in workloads.values()} == {"mlp_gan", "aae", "dcgan"}
+    core = Path(bench_package.__file__).parent
+    for source in core.glob("*.py"):  # the benchmark's core is generic: no model name, no reference script
+        text = source.read_text()
+        for name in ("mlp_gan", "dcgan", "gan.py", "aae", "from plugins", "import plugins"):
+            assert name not in text, f"{source.name} names {name}"
+
+
+def test_a_broken_workload_plugin_is_reported_and_the_others_stay(plugins):
+    from workbench.plugins import load_plugins
+
+    class Broken:
+        @hookimpl
+        def ganbench_register_workloads(self, register):
+            register("not a workload")
+            raise RuntimeError("boom")
+
+    workloads, errors = collect_workloads(load_plugins(extra_modules=[Broken()]))
+    assert "mlp_gan" in workloads
+    assert any("registered a str as a benchmark workload" in e for e in errors)
+    assert any("failed in ganbench_register_workloads: RuntimeError: boom." in e for e in errors)
 
 
 def test_the_celeba_like_workload_runs_both_paths_on_the_same_generated_jpegs(plugins, tmp_path):
-    bench = WorkloadBench(WORKLOADS["dcgan-64"], plugins, tmp_path, device="cpu", warmup=1, steps=2, batch_size=4,
+    bench = WorkloadBench(collect_workloads(plugins)[0]["dcgan-64"], plugins, tmp_path, device="cpu", warmup=1, steps=2, batch_size=4,
                           sets=["ngf=4", "ndf=4", "sample_count=4"])
     assert bench.hp["ngf"] == 4 and bench.hp["batch_size"] == 4
     faces = sorted((tmp_path / "faces" / "faces").glob("*.jpg"))
@@ -97,3 +127,69 @@ def test_the_celeba_like_workload_runs_both_paths_on_the_same_generated_jpegs(pl
     assert [row[0] for row in result.curves()] == [1, 2, 3]
     assert list((tmp_path / "cache").glob("folder-64px-3ch-*.safetensors"))  # not in the user's cache folder
     assert "| dcgan-64 | PyTorch DCGAN tutorial, CelebA-like JPEG folder | 4 | 2 |" in report.table([result], "cpu")
+
+
+@pytest.mark.parametrize("name, flags", [("gan_script.py", []), ("aae_script.py", ["--img_size", "32"])])
+def test_the_standalone_scripts_train_print_every_batch_and_save_grids_offline(name, flags, fashion_images, tmp_path):
+    from plugins.classic.scripts import HERE, write_data_root
+
+    images = fashion_images[:512].unsqueeze(1)
+    root = write_data_root("fashion-mnist-test", images, None, tmp_path)
+    assert (root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+    result = subprocess.run([sys.executable, str(HERE / name), "--data_root", str(root), "--dataset", "fashion-mnist",
+                             "--n_steps", "5", "--sample_interval", "2", *flags], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    batches = [line for line in result.stdout.splitlines() if line.startswith("[Epoch 0/200] [Batch ")]
+    assert len(batches) == 5 and batches[-1].startswith("[Epoch 0/200] [Batch 4/8] [D loss: ")
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["0.png", "2.png", "4.png"]
+
+
+def test_whole_process_mode_runs_the_script_and_ganbench_run_as_processes(cli):
+    result = cli("bench", "--whole-process", "-m", "mlp_gan", "--dataset", "fashion-mnist-test", "--steps", "2",
+                 "--warmup", "1", "--process-steps", "12", "--json", env=ONE_THREAD, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    (engine,) = summary["results"]
+    (whole,) = summary["whole_process"]
+    assert whole["workload"] == "mlp_gan" and whole["script"] == "gan_script.py"
+    assert (whole["short_steps"], whole["long_steps"]) == (2, 12)
+    assert all(len(pair) == 2 and 0 < pair[0] and 0 < pair[1] for side in ("script", "ganbench")
+               for pair in whole["process_seconds"][side])
+    assert len(whole["first_step_s"]) == 2 and all(0 < t < max(whole["process_seconds"]["ganbench"][0])
+                                                   for t in whole["first_step_s"])
+    assert whole["engine_images_per_s"] == pytest.approx(engine["ganbench_median"], rel=0.01)
+    assert "outside_steps_share" in whole
+    # With 2 and 12 steps a changing load can make the long process the quicker one: that repeat measures
+    # nothing (nan, null in the JSON); the format and the timings of every process are checked all the same.
+    number = r"(?:-?[\d,.]+|nan)"
+    line = re.search(rf"^mlp_gan whole process: gan_script.py {number} images/s, ganbench run {number} images/s, "
+                     rf"ratio {number}x; engine ratio [\d.]+x; first step [\d.]+ s after launch; outside the steps "
+                     rf"{number} % of the run$", result.stderr, re.M)
+    assert line, result.stderr[-2000:]
+
+
+def test_whole_process_mode_refuses_a_workload_without_a_script(cli):
+    result = cli("bench", "--whole-process", "-m", "dcgan-32")
+    assert result.returncode == 2
+    assert "dcgan-32 has no standalone script to run as a process; --whole-process runs mlp_gan, aae." \
+        in result.stderr
+
+
+def test_a_repeat_whose_long_process_was_not_slower_measures_nothing():
+    """Under a load that changes between processes the long run can finish first: that repeat is left out."""
+    from workbench.bench.whole_process import ProcessTiming, WholeProcessResult, summary_line, to_dict
+    from workbench.bench.workloads import ClassicScript, Workload
+
+    script = ClassicScript(Path("gan_script.py"), lambda *a: [], lambda *a: Path())
+    result = WholeProcessResult(Workload("w", "m", "ref", object, lambda data: None, whole_process=script),
+                                64, "d", 50, 300)
+    for ganbench_long in (11.0, 16.0):  # 12 s for 50 steps, then 11 s (nothing measured) or 16 s for 300
+        result.script.append((ProcessTiming("script", 50, 10.0), ProcessTiming("script", 300, 20.0)))
+        result.ganbench.append((ProcessTiming("ganbench", 50, 12.0, 3.0),
+                                ProcessTiming("ganbench", 300, ganbench_long, 3.2)))
+    summary = to_dict(result, engine_rate=5000.0)
+    assert summary["ganbench_images_per_s"] == [None, 4000.0] and summary["ratio"] == 2.5
+    assert summary["outside_steps_share"] == 0.2 and summary["first_step_median_s"] == 3.1
+    assert "ratio 2.50x; engine ratio 2.00x; first step 3.10 s after launch; outside the steps 20.0 %" in \
+        summary_line(result, 2.0, 5000.0)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from plugins.losses import BCELoss
-from workbench.bench.workloads import WORKLOADS
+from workbench.bench.workloads import collect_workloads
 from workbench.engine.data import resize_uint8
 
 STEPS = 3
@@ -53,7 +53,7 @@ CASES = {
 
 def _case(name: str, plugins):
     """The workload, its model spec, the hyper-parameters both paths use, and the image shape."""
-    workload = WORKLOADS[name]
+    workload = collect_workloads(plugins)[0][name]  # registered by the core plugin classic
     overrides, channels, batch, _ = CASES[name]
     spec = plugins.registry.model(workload.model)
     hp = {**spec.defaults(), **workload.hyperparams, **overrides, "batch_size": batch}
@@ -121,3 +121,67 @@ def test_the_training_really_moved_every_network(name, plugins, fashion_images, 
     for key, net in classic.networks.items():
         for old, new in zip(before[key], net.parameters()):
             assert not torch.equal(old, new), f"{name}: a parameter of {key} never changed"
+
+
+@pytest.mark.parametrize("loss_name", ["bce", "lsgan", "hinge", "wgan-gp"])
+def test_reusing_ds_pass_over_the_fakes_leaves_every_update_bit_identical(loss_name, plugins, fashion_images):
+    """mlp_gan declares reuse_fake_logits: D's logits on the fakes from G's update also serve D's update.
+    The weights, optimizer moments and reported metrics must equal those of the two-pass step bit for bit."""
+    spec = plugins.registry.model("mlp_gan")
+    hp = {**spec.defaults(), "batch_size": 16}
+    models, d_passes = {}, {}
+    for reuse in (True, False):
+        torch.manual_seed(0)
+        model = spec.build(hp, (1, 28, 28))
+        assert model.reuse_fake_logits  # declared by the plugin
+        model.reuse_fake_logits = reuse
+        model.to(torch.device("cpu"))
+        model.make_optimizers()
+        calls = d_passes[reuse] = []
+        model.D.register_forward_hook(lambda *_, calls=calls: calls.append(1))
+        noise = torch.Generator().manual_seed(SEED)
+        model.draw_noise = lambda n, device, noise=noise: torch.randn(n, 100, generator=noise)
+        loss = plugins.registry.loss(loss_name).build()
+        torch.manual_seed(SEED)  # wgan-gp's interpolation draws from the global generator
+        models[reuse] = model, [model.train_step(real, loss) for real in _batches(fashion_images, 28, 1, 16)]
+    (reused, reused_metrics), (plain, plain_metrics) = models[True], models[False]
+    if loss_name == "wgan-gp":  # a penalty: the fakes go through D twice either way, then the interpolates
+        assert len(d_passes[True]) == len(d_passes[False]) == 4 * STEPS
+    else:
+        assert len(d_passes[True]) == 2 * STEPS and len(d_passes[False]) == 3 * STEPS
+    for a, b in zip(reused_metrics, plain_metrics):
+        assert {k: v.item() for k, v in a.items()} == {k: v.item() for k, v in b.items()}
+    for key, net in plain.networks.items():
+        for name, value in net.state_dict().items():
+            assert torch.equal(reused.networks[key].state_dict()[name], value), f"{key}.{name}"
+    for key, opt in plain.optimizers.items():
+        for p_plain, p_reused in zip(opt.param_groups[0]["params"], reused.optimizers[key].param_groups[0]["params"]):
+            for slot, value in opt.state[p_plain].items():
+                assert torch.equal(reused.optimizers[key].state[p_reused][slot], value), f"{key} {slot}"
+
+
+def test_fused_adam_updates_exactly_as_torch_adam_does():
+    """FusedAdam calls the fused kernel itself; torch.optim.Adam(fused=True) must give the same bits."""
+    from workbench.model import FusedAdam
+
+    torch.manual_seed(0)
+    shapes = [(64, 100), (64,), (32, 64), (32,), (1, 32)]
+    ours, theirs = ([torch.nn.Parameter(torch.randn(s)) for s in shapes] for _ in range(2))
+    for a, b in zip(ours, theirs):
+        b.data.copy_(a.data)
+    ours_opt = FusedAdam(ours, lr=2e-4, betas=(0.5, 0.999))
+    theirs_opt = torch.optim.Adam(theirs, lr=2e-4, betas=(0.5, 0.999), fused=True)
+    for step in range(5):
+        for a, b in zip(ours, theirs):
+            a.grad = torch.randn_like(a) * 10 ** (step - 3)
+            b.grad = a.grad.clone()
+        ours_opt.step()
+        theirs_opt.step()
+        ours_opt.zero_grad()
+        assert all(p.grad is None for p in ours)
+    for a, b in zip(ours, theirs):
+        assert not torch.equal(a, torch.zeros_like(a)) and torch.equal(a, b)
+        for slot in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(ours_opt.state[a][slot], theirs_opt.state[b][slot]), slot
+    # the checkpoint format is Adam's: a state saved by one loads into the other
+    theirs_opt.load_state_dict(ours_opt.state_dict())

@@ -105,7 +105,8 @@ def test_corrupt_and_mismatched_checkpoints_are_one_sentence(cli, tiny_mnist, tm
 
 def test_help_is_instant_and_headless_never_imports_textual():
     code = ("import sys, workbench.cli, workbench.engine.run, workbench.console;"
-            "from workbench.commands import run, plugins, sample, runs;"
+            "from workbench.commands import run, plugins, sample, runs, sweep, compare;"
+            "import workbench.sweep.driver, workbench.sweep.compare, workbench.sweep.figures;"
             "print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

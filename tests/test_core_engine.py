@@ -74,7 +74,7 @@ def test_resumed_run_reaches_the_same_weights(plugins, tmp_path, tiny_mnist):
     assert nets and all(torch.equal(a[k], b[k]) for k in nets)
     events, _ = read_events(resumed.dir.events)
     starts = [e for e in events if e["type"] == "run_start"]
-    assert len(starts) == 2 and starts[1]["resumed_from"].endswith("latest.safetensors")
+    assert len(starts) == 2 and starts[1]["resumed_from"].endswith("step-00000014.safetensors")
 
 
 def test_run_observer_hooks_are_called(plugins, tmp_path, tiny_mnist):

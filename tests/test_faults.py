@@ -12,7 +12,6 @@ import json
 import os
 import random
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import install_plugin, refusing_writes
+from helpers import install_plugin, refusing_writes, small_tmpfs
 from workbench.config import build_config
 from workbench.engine.checkpoint import load_checkpoint
 from workbench.engine.events import read_events
@@ -216,21 +215,6 @@ def small_run(plugins, runs: Path, tiny_mnist, steps: int, name: str = "disk", *
     return prepare_run(config, plugins)
 
 
-@contextlib.contextmanager
-def small_tmpfs(where: Path, size: int):
-    """A real file system of ``size`` bytes at ``where`` (needs the right to mount, as root in CI)."""
-    where.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(plugins, tmp_path, tiny_mnist):
     probe = small_run(plugins, tmp_path / "probe", tiny_mnist, steps=5)
     probe.train()
@@ -287,3 +271,35 @@ def test_a_folder_refusing_writes_mid_run_stops_the_run_cleanly(plugins, tmp_pat
     assert run.step == 10
     assert 5 in assert_every_checkpoint_loads(run.dir.path)
     assert state_of(run.dir.path)["status"] == "failed"
+
+
+def test_a_kill_between_a_checkpoint_and_its_record_is_reconciled_on_resume(tmp_path, tiny_mnist):
+    """GANBENCH_FAULT (test-only) kills the process right after step 20's file is renamed into place,
+    before ``latest`` moves and before state.json and events.jsonl hear of it."""
+    run_dir = tmp_path / "runs" / "torn"
+    proc = start("run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", str(tiny_mnist), "--steps", "30",
+                 "--name", "torn", "--set", "checkpoint_every=5", "--set", "keep_checkpoints=3", *FAST, cwd=tmp_path,
+                 env={"GANBENCH_FAULT": "after_checkpoint_rename@20"})
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    names = sorted(p.name for p in (run_dir / "checkpoints").glob("step-*"))
+    assert names == ["step-00000010.safetensors", "step-00000015.safetensors", "step-00000020.safetensors"], \
+        "keep_checkpoints=3 holds even when a kill comes before the oldest is deleted"
+    assert state_of(run_dir)["checkpoint_step"] == 15 and events_of(run_dir, "checkpoint")[-1]["step"] == 15
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.safetensors").step == 15
+
+    proc = start("run", "--resume", str(run_dir), "--steps", "22", cwd=tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    events = read_events(run_dir / "events.jsonl")[0]
+    second_start = [i for i, e in enumerate(events) if e["type"] == "run_start"][1]
+    found = [e for e in events[:second_start] if e["type"] == "checkpoint" and e.get("reconciled")]
+    assert [(e["step"], e["file"]) for e in found] == [(20, "checkpoints/step-00000020.safetensors")]
+    start_event = events[second_start]
+    assert start_event["step"] == 20 and start_event["resumed_from"].endswith("step-00000020.safetensors")
+    warnings = [e["message"] for e in events[second_start:] if e["type"] == "warning"]
+    assert any("The checkpoint of step 20 (step-00000020.safetensors) had been written but not recorded" in w
+               for w in warnings), warnings
+    state = state_of(run_dir)
+    assert state["status"] == "completed" and state["step"] == state["checkpoint_step"] == 22
+    assert len(list((run_dir / "checkpoints").glob("step-*"))) == 3

@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from test_tui_helpers import T0, grid_png, quiet_env, write_recorded_run
+from test_tui_helpers import T0, event_at, grid_png, quiet_env, write_recorded_run
 from workbench.engine.events import iter_events
-from workbench.engine.launch import active_runs, free_run_name, last_error, launch_run
+from workbench.config import RunConfig, build_config
+from workbench.engine.launch import active_runs, launch_run
 from workbench.tui.run_state import RunState, format_duration
 from workbench.tui.screens.compare import scale
 from workbench.tui.widgets.curve import fill_gaps, resample
@@ -43,20 +44,31 @@ def test_eval_metrics_become_series_of_their_own(tmp_path, fashion_images):
 
 def test_a_resumed_run_adds_up_its_sessions_and_estimates_the_rest():
     state = RunState("r")
-    start = {"type": "run_start", "step": 0, "epoch": 0, "total_steps": 1000, "steps_per_epoch": 100,
-             "batch_size": 10, "image_shape": [1, 28, 28], "config": {"model": "m"}, "device": "cpu"}
-    metrics = {"type": "metrics", "epoch": 0, "d_loss": 1.0, "g_loss": "nan", "d_real": 0.5, "d_fake": 0.5}
-    state.feed([{**start, "time": T0}, {**metrics, "time": T0 + 10, "step": 50, "batch": 50, "images_per_s": 100.0},
-                {"type": "run_end", "time": T0 + 12, "reason": "stopped", "message": "Stopped.", "step": 50}])
+    start = dict(epoch=0, total_steps=1000, steps_per_epoch=100, batch_size=10, dataset_size=1000,
+                 dataset_source="shipped", image_shape=[1, 28, 28], config={"model": "m"}, device="cpu")
+    metrics = dict(epoch=0, d_loss=1.0, g_loss=float("nan"), d_real=0.5, d_fake=0.5, images_per_s=100.0)
+    state.feed([event_at(T0, "run_start", step=0, resumed_from=None, **start),
+                event_at(T0 + 10, "metrics", step=50, batch=50, **metrics),
+                event_at(T0 + 12, "run_end", reason="stopped", message="Stopped.", step=50, epoch=0, checkpoint_step=50)])
     assert state.snapshot().status == "stopped" and state.snapshot().eta is None
-    state.feed([{**start, "time": T0 + 100, "step": 50, "resumed_from": "x"},
-                {**metrics, "time": T0 + 105, "step": 60, "batch": 60, "images_per_s": 100.0}])
+    state.feed([event_at(T0 + 100, "run_start", step=50, resumed_from="x", **start),
+                event_at(T0 + 105, "metrics", step=60, batch=60, **metrics)])
     snap = state.snapshot()
     assert snap.status == "running" and snap.elapsed == pytest.approx(17.0)
     assert snap.eta == pytest.approx((1000 - 60) * 10 / 100.0)
     assert snap.series["g_loss"][-1] != snap.series["g_loss"][-1]  # NaN kept as NaN, not dropped
     assert snap.log[-1].text.startswith("resumed at step 50")
     assert format_duration(snap.eta) == "01:34" and format_duration(3725) == "1:02:05"
+
+
+def test_a_launched_run_shows_its_configuration_before_its_first_event(tmp_path, fashion_images):
+    run = write_recorded_run(tmp_path, "launched", fashion_images, steps=20, model="dcgan")
+    state = RunState("launched", run.path)
+    state.set_config(run.read_config())
+    snap = state.snapshot()
+    assert (snap.status, snap.model, snap.dataset, snap.loss) == ("starting", "dcgan", "fashion-mnist-test", "bce")
+    state.feed(iter_events(run.events))
+    assert state.snapshot().model == "dcgan" and state.snapshot().status == "completed"
 
 
 def test_status_from_the_state_file_wins():
@@ -95,25 +107,38 @@ def test_curves_resample_by_step_so_runs_line_up():
     assert resample([(5, 1.0), (6, float("nan"))], 0, 2) == [None, None]
 
 
-def test_launch_reports_the_error_sentence_of_a_run_that_cannot_start(tmp_path, monkeypatch):
+def _config(plugins, runs, **fields) -> RunConfig:
+    return build_config(plugins.registry, "mlp_gan", sets=["sample_every=0"], runs_dir=str(runs), **fields)
+
+
+def test_launch_reports_the_error_sentence_of_a_run_that_cannot_start(tmp_path, monkeypatch, plugins):
     for key, value in quiet_env().items():
         monkeypatch.setenv(key, value)
-    launched = launch_run(["--plugin", "mlp_gan", "--dataset", "no-such-data", "--steps", "5"], tmp_path, "bad")
+    empty = tmp_path / "no-images"
+    empty.mkdir()
+    config = _config(plugins, tmp_path / "runs", dataset="folder", data_root=str(empty), steps=5, name="bad")
+    launched = launch_run(config)
+    assert launched.run_dir.path == tmp_path / "runs" / "bad" and launched.run_dir.config.is_file()
     assert launched.process.wait(timeout=120) == 2
-    assert launched.failure() == last_error(launched.log)
-    assert launched.failure().startswith('Unknown dataset "no-such-data".')
-    assert not (tmp_path / "bad").exists()
+    assert launched.failure() == f"The folder {empty} holds no images (.bmp, .jpeg, .jpg, .png, .webp)."
+    assert not (tmp_path / "runs" / "bad").exists()  # refused before training: no folder left, as with the CLI
 
 
-def test_launched_run_keeps_its_console_log_and_names_do_not_collide(tmp_path, monkeypatch):
+def test_a_launched_run_trains_the_configuration_it_was_given_and_logs_in_its_folder(tmp_path, monkeypatch,
+                                                                                      plugins):
     for key, value in quiet_env().items():
         monkeypatch.setenv(key, value)
-    launched = launch_run(["--plugin", "mlp_gan", "--steps", "3"], tmp_path, "ok")
+    config = _config(plugins, tmp_path / "runs", steps=3, seed=7)
+    config.hyperparams["lr"] = 0.0005
+    launched = launch_run(config)
+    assert launched.run_dir.path.name == config.name and config.name.startswith("mlp_gan-fashion-mnist-test-")
     assert launched.process.wait(timeout=120) == 0
     assert launched.poll() == 0 and launched.failure() is None
-    assert launched.log == tmp_path / "ok" / "console.log" and "completed" in launched.log.read_text()
-    assert free_run_name(tmp_path, "ok") == "ok-2" and free_run_name(tmp_path, "new") == "new"
-    assert active_runs(tmp_path) == []
+    assert launched.log == launched.run_dir.path / "console.log" and "completed" in launched.log.read_text()
+    start = next(iter_events(launched.run_dir.events))
+    assert start["config"] == config.to_dict() and start["config"]["hyperparams"]["lr"] == 0.0005
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [config.name]  # no .launch folder beside it
+    assert active_runs(tmp_path / "runs") == []
 
 
 def test_active_runs_are_those_with_a_live_process(tmp_path, fashion_images):

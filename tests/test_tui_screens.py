@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 import types
+from pathlib import Path
 
 from textual.widgets import DataTable, Sparkline
 
-from test_tui_helpers import T0, wait_for, write_recorded_run
+from conftest import run_cli
+from test_tui_helpers import T0, event_at, wait_for, write_recorded_run
 from workbench import hookimpl
+from workbench.engine.events import EventLog
 from workbench.plugins import load_plugins
 from workbench.tui.app import make_app
 from workbench.tui.screens.compare import CompareScreen
 from workbench.tui.screens.confirm import ConfirmScreen
 from workbench.tui.screens.new_run import NewRunScreen
 from workbench.tui.screens.plugins import PluginsScreen
+from workbench.tui.screens.resume import ResumeScreen
 from workbench.tui.screens.run import RunScreen
 from workbench.tui.widgets.curve import Curve
 from workbench.tui.widgets.metric_line import MetricLine
@@ -101,12 +105,15 @@ async def test_runs_browser_lists_compares_and_deletes(tmp_path, plugins, fashio
 
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
-        doomed = app.screen_stack[-2].rows
+        doomed = Path(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)  # the run under the cursor
+        assert app.screen.question == f"Delete {doomed.name}?"
         await pilot.press("n")
-        assert len(list(runs.iterdir())) == 3
+        assert sorted(p.name for p in runs.iterdir()) == ["alpha", "beta", "gamma"]
         await pilot.press("d", "y")
         await wait_for(pilot, lambda: table.row_count == 2, "the row to go")
-        assert len([p for p in runs.iterdir() if p.is_dir()]) == 2 and len(doomed) == 3
+        kept = sorted({"alpha", "beta", "gamma"} - {doomed.name})
+        assert sorted(p.name for p in runs.iterdir()) == kept and len(kept) == 2
+        assert sorted(table.get_row_at(i)[1] for i in range(2)) == kept
 
 
 async def test_a_training_run_cannot_be_deleted(tmp_path, plugins, fashion_images):
@@ -137,8 +144,10 @@ async def test_finished_run_replays_and_new_eval_metrics_get_sparklines(tmp_path
         assert list(screen.query(MetricLine)[4].query_one(Sparkline).data) == [35.0, 30.0, 25.0]
         assert screen.query_one("#run-sample", SampleImage).path == run.samples / "step-00000200.png"
 
-        with open(run.events, "a") as log:  # a metric plugin writes a new kind of eval later on
-            log.write(json.dumps({"type": "eval", "time": T0 + 20, "step": 300, "metrics": {"precision": 0.7}}) + "\n")
+        log = EventLog(run.events)  # a metric plugin writes a new kind of eval later on
+        log.append(event_at(T0 + 20, "eval", step=300, epoch=2, metrics={"precision": 0.7}, samples=2000,
+                            seconds=1.0, notes=[]))
+        log.close()
         await wait_for(pilot, lambda: len(screen.query(MetricLine)) == 7, "a line for the new metric")
         assert str(screen.query(MetricLine)[6].query_one("Label").render()).startswith("precision  0.7000")
         assert "r" in {key for key, b in screen.active_bindings.items() if b.enabled} - {"p", "c", "s"}
@@ -178,3 +187,42 @@ async def test_without_colour_the_sample_grid_is_drawn_in_shades(tmp_path, plugi
         image = app.screen.query_one("#run-sample", SampleImage)
         text = "".join(image.render_line(y).text for y in range(1, image.size.height - 1))
         assert "▀" not in text and len(set(text) & set(RAMP[1:])) >= 4
+
+
+async def test_a_run_copied_elsewhere_still_shows_its_sample_grid(tmp_path, plugins, fashion_images):
+    first = (tmp_path / "first" / "runs").absolute()  # started with an absolute runs folder: events hold absolute paths
+    write_recorded_run(first, "moved", fashion_images, steps=200, total_steps=200)
+    runs = tmp_path / "elsewhere" / "runs"
+    shutil.copytree(first, runs)
+    shutil.rmtree(tmp_path / "first")
+    app = make_app(runs, plugins=plugins)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, "the row")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.snapshot.sample, "the sample")
+        image = app.screen.query_one("#run-sample", SampleImage)
+        assert image.path == runs / "moved" / "samples" / "step-00000200.png" and image.path.is_file()
+        await pilot.pause(0.2)
+        assert "▀" in "".join(image.render_line(y).text for y in range(1, image.size.height - 1))
+
+
+async def test_runs_browser_resumes_only_a_run_with_a_checkpoint(tmp_path, plugins, fashion_images):
+    runs = tmp_path / "runs"
+    write_recorded_run(runs, "no-file", fashion_images, steps=100, total_steps=600, status="stopped")  # event, no file
+    done = run_cli("run", "--plugin", "mlp_gan", "--steps", "2", "--runs-dir", str(runs), "--name", "saved",
+                   "--set", "sample_every=0", cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    app = make_app(runs, plugins=plugins, reattach=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2, "two rows")
+        names = [table.get_row_at(i)[1] for i in range(2)]
+        table.move_cursor(row=names.index("no-file"))
+        await pilot.press("r")
+        assert not isinstance(app.screen, ResumeScreen)
+        assert [n.message for n in app._notifications] == ["no-file has no checkpoint to resume from."]
+        table.move_cursor(row=names.index("saved"))
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResumeScreen), "the resume question")
+        assert app.screen.run_name == "saved"

@@ -9,17 +9,24 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
 
-from workbench import __version__
-from workbench.commands import bench, plugins, run, runs, sample
-from workbench.commands import eval as eval_command  # not to shadow the builtin
 from workbench.errors import GanbenchError
+from workbench.interrupts import Interrupted, startup_interrupts
 
-COMMANDS = [run, plugins, sample, runs, bench, eval_command]
+
+def commands() -> list:
+    """The headless command modules, each with NAME, HELP, add_arguments(parser) and main(args)."""
+    from workbench.commands import bench, compare, plugins, run, runs, sample, sweep
+    from workbench.commands import eval as eval_command  # not to shadow the builtin
+
+    return [run, sweep, compare, plugins, sample, runs, bench, eval_command]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from workbench import __version__
+
     parser = argparse.ArgumentParser(prog="ganbench", description="Train and study GANs in the terminal; "
                                      "plugins bring the models, datasets and losses. Without a command, "
                                      "opens the workbench.")
@@ -27,22 +34,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-dir", default=None, help="the workbench's runs folder (default: $GANBENCH_RUNS_DIR "
                         "or runs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS:
+    for module in commands():
         module.add_arguments(sub.add_parser(module.NAME, help=module.HELP, description=module.HELP))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First of all: a Ctrl-C while the command imports torch must not leave it half-imported.
+    with startup_interrupts() as interrupts:
+        return _reported(_dispatch, argv, interrupts)
+
+
+def _dispatch(argv: list[str] | None, interrupts) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # a command may re-run itself (under torchrun)
+    if args.command is None:
+        interrupts.uninstall()  # the workbench handles its keys and signals itself
+        return open_workbench(args)
+    args.interrupts = interrupts  # ``ganbench run`` hands over to its own handlers when training starts
+    return next(m for m in commands() if m.NAME == args.command).main(args)
+
+
+def _reported(function, *args) -> int:
+    """Call ``function(*args)``; every way it can fail ends in one sentence on stderr and an exit code."""
     try:
-        if args.command is None:
-            return open_workbench(args)
-        return next(m for m in COMMANDS if m.NAME == args.command).main(args)
+        return function(*args)
     except GanbenchError as exc:
         print(f"ganbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Interrupted as exc:
+        print(f"ganbench: interrupted by {signal.Signals(exc.signum).name}.", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("ganbench: interrupted", file=sys.stderr)
+        print("ganbench: interrupted.", file=sys.stderr)
         return 130
     except OSError as exc:  # a file the user pointed at, or a disk that refused a write
         where = f": {exc.filename}" if exc.filename else ""

@@ -30,6 +30,8 @@ ENGINE_PARAMS = (
                "compiler)", choices=("off", "on")),
     HyperParam("cuda_graphs", "str", "auto", "replay the training step as one CUDA graph: auto (on CUDA, for "
                "models that declare their step graph-safe), on, or off", choices=("auto", "on", "off")),
+    HyperParam("sync_bn", "bool", False, "under torchrun on CUDA: BatchNorm statistics over the whole job's "
+               "batch (SyncBatchNorm) rather than each GPU's share"),
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

@@ -28,6 +28,14 @@ def metrics_text(event: Event) -> str:
     return f"{values}  {event['images_per_s']:,.0f} img/s"
 
 
+def job_text(event: Event) -> str:
+    """`` × 2 processes, batch 64 = 2 × 32`` for a torchrun job's ``run_start``; nothing for one process."""
+    world = event.get("world_size")
+    if not world:
+        return ""
+    return f" × {world} processes, batch {event['batch_size']} = {world} × {event['batch_per_rank']}"
+
+
 def eval_text(event: Event) -> str:
     """The quality metrics of an ``eval`` event, e.g. ``fd 14.7  classes_covered 10``."""
     return "  ".join(f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}"
@@ -52,7 +60,8 @@ class PlainProgress:
             self.total, self.spe = event["total_steps"], event["steps_per_epoch"]
             resumed = f", resumed from {event['resumed_from']}" if event.get("resumed_from") else ""
             self._line(f"run {event['config']['name']}: {event['config']['model']} on {event['config']['dataset']} "
-                       f"({event['dataset_size']:,} images), {event['device']}, {self.total:,} steps{resumed}")
+                       f"({event['dataset_size']:,} images), {event['device']}{job_text(event)}, "
+                       f"{self.total:,} steps{resumed}")
         elif kind == "metrics":
             now = time.monotonic()
             if now - self._last >= self.interval or event["step"] >= self.total:
@@ -91,7 +100,7 @@ class RichProgress:
             epochs = -(-event["total_steps"] // self.spe)
             self.console.print(f"[bold]{cfg['name']}[/]: {cfg['model']} on {cfg['dataset']} "
                                f"({event['dataset_size']:,} images, {event['dataset_source']}), loss {cfg['loss']}, "
-                               f"{event['device']}")
+                               f"{event['device']}{job_text(event)}")
             progress.start()
             self.epoch_task = progress.add_task("epoch", total=epochs, completed=event["epoch"], info="")
             self.batch_task = progress.add_task("batch", total=min(self.spe, event["total_steps"]),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
+    from workbench.bench.workloads import Workload
     from workbench.engine.training import Run
     from workbench.registry import DatasetSpec, LossSpec, MetricSpec, ModelSpec
 
@@ -54,6 +55,15 @@ def ganbench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     """Register sample-quality metrics: call ``register(MetricSpec(...))`` once per metric.
 
     :param register: adds one ``workbench.registry.MetricSpec``.
+    """
+
+
+@hookspec
+def ganbench_register_workloads(register: Callable[[Workload], None]) -> None:
+    """Register benchmark workloads for ``ganbench bench``: call ``register(Workload(...))`` once per workload.
+
+    :param register: adds one ``workbench.bench.workloads.Workload``: an engine model paired with a reference
+        loop of the same algorithm.
     """
 
 

@@ -37,6 +37,8 @@ def read_idx(path: Path) -> torch.Tensor:
     count = 1
     for dim in shape:
         count *= dim
+    if count == 0:
+        raise DataError(f"{path} holds no data (its shape is {tuple(shape)}).")
     if len(raw) - header != count:
         raise DataError(f"{path} is truncated or padded: expected {count} bytes of data for shape "
                         f"{tuple(shape)}, found {len(raw) - header}.")

@@ -2,6 +2,8 @@
 
 Used by the ``celeba`` and ``folder`` datasets and free for third-party
 dataset plugins. Unreadable or truncated files are skipped and counted.
+A folder whose images all lie in sub-folders (torchvision's ImageFolder layout,
+``root/<class>/...``) is labelled: one class per sub-folder, sorted by name.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -60,8 +63,39 @@ def _cache_key(files: list[Path], size: int, channels: int) -> str:
     return digest.hexdigest()[:20]
 
 
+@dataclass
+class FolderImages:
+    """What ``load_labelled_folder`` read: uint8 images (N, C, size, size), their labels (None when the folder has
+    no class sub-folders), the class names (sorted sub-folder names) and the number of files skipped."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    classes: tuple[str, ...]
+    skipped: int
+
+
+def folder_classes(folder: Path, files: list[Path]) -> tuple[str, ...]:
+    """The class names of ``folder``: its sub-folders holding images, sorted, when every image lies in one;
+    empty (unlabelled) when some images lie directly in ``folder``."""
+    firsts = {path.relative_to(folder).parts[0] if len(path.relative_to(folder).parts) > 1 else None
+              for path in files}
+    if None in firsts:
+        return ()
+    return tuple(sorted(firsts))
+
+
 def load_folder(folder: Path, size: int, channels: int, cache_dir: Path | None, title: str) -> tuple[torch.Tensor, int]:
-    """All images of ``folder`` as uint8 (N, C, size, size) and the number of files skipped.
+    """All images of ``folder`` (sub-folders included) as uint8 (N, C, size, size) and the number of files skipped.
+
+    ``load_labelled_folder`` gives the class labels of a folder with class sub-folders as well.
+    """
+    result = load_labelled_folder(folder, size, channels, cache_dir, title)
+    return result.images, result.skipped
+
+
+def load_labelled_folder(folder: Path, size: int, channels: int, cache_dir: Path | None, title: str) -> FolderImages:
+    """All images of ``folder``, shorter side resized to ``size`` and centre-cropped, with labels from its class
+    sub-folders when it has them (see ``folder_classes``).
 
     The decoded tensor is cached in ``cache_dir`` (a safetensors file named by a
     hash of the file list, sizes and dates), so a JPEG is decoded once.
@@ -69,26 +103,36 @@ def load_folder(folder: Path, size: int, channels: int, cache_dir: Path | None, 
     from safetensors.torch import load_file, save_file
 
     files = list_images(folder)
+    classes = folder_classes(folder, files)
+    index = {name: i for i, name in enumerate(classes)}
     cache = cache_dir / f"{title}-{size}px-{channels}ch-{_cache_key(files, size, channels)}.safetensors" if cache_dir else None
     if cache is not None and cache.is_file():
         try:
             stored = load_file(str(cache))
-            return stored["images"], int(stored["skipped"].item())
+            if not classes or "labels" in stored:  # a cache written before labels were read is rebuilt
+                return FolderImages(stored["images"], stored["labels"] if classes else None, classes,
+                                    int(stored["skipped"].item()))
         except Exception:
             pass  # a damaged cache is rebuilt below
     workers = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(workers) as pool:
         decoded = list(pool.map(lambda p: decode_square(p, size, channels), files, chunksize=64))
-    images = [image for image in decoded if image is not None]
-    skipped = len(files) - len(images)
-    if not images:
+    kept = [(path, image) for path, image in zip(files, decoded) if image is not None]
+    skipped = len(files) - len(kept)
+    if not kept:
         raise DataError(f"None of the {len(files)} image files in {folder} could be decoded.")
-    stack = torch.stack(images)
+    stack = torch.stack([image for _, image in kept])
+    labels = None
+    if classes:
+        labels = torch.tensor([index[path.relative_to(folder).parts[0]] for path, _ in kept], dtype=torch.int64)
     if cache is not None:
+        stored = {"images": stack, "skipped": torch.tensor(skipped)}
+        if labels is not None:
+            stored["labels"] = labels
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(cache) as tmp:
-                save_file({"images": stack, "skipped": torch.tensor(skipped)}, str(tmp))
+                save_file(stored, str(tmp))
         except Exception:  # OSError, or safetensors' own error for a full disk
             pass  # a full or read-only cache folder costs the next run a decode, nothing more
-    return stack, skipped
+    return FolderImages(stack, labels, classes, skipped)

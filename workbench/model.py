@@ -5,9 +5,17 @@ and a discriminator trained in alternation: subclass ``TwoNetworkGAN`` and pass
 the two modules. Models with another structure (the AAE) override
 ``train_step``. Every network takes and returns tensors; images are float in
 [-1, 1] of shape (N, C, H, W).
+
+A model that trains on more than the images declares the batch fields it needs
+in ``batch_fields`` (a conditional GAN: ``("labels",)``); the engine then calls
+``train_step(real, loss, labels=...)`` with exactly those fields as keywords and
+``generate(z, labels)``. An unconditional model declares nothing and never sees
+them. ``ConditionalGAN`` is ``TwoNetworkGAN`` for networks that take the labels.
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch
 from torch import nn
@@ -57,6 +65,12 @@ class GanModel:
     # number, no host sync), so the engine may replay it as a CUDA graph. Only trusted when declared by
     # the class that defines train_step (see workbench.engine.graphs.graph_safe).
     cuda_graph_safe = False
+    # The batch fields train_step takes as keywords besides the images: () or ("labels",) (int64 (N,) class
+    # indices on the batch's device, taken with the same indices as the images). See workbench.engine.data.
+    batch_fields: tuple[str, ...] = ()
+    # The number of classes a conditional model was built for (build reads it from data.n_classes); the
+    # engine refuses a dataset with another count before the run folder is made.
+    n_classes = 0
 
     def __init__(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], latent_dim: int):
         self.networks = networks
@@ -82,12 +96,19 @@ class GanModel:
         """Standard normal noise of shape (n, latent_dim), drawn on ``device`` from the run's generator."""
         return torch.randn(n, self.latent_dim, device=device, generator=self.noise)
 
+    def draw_labels(self, n: int, device: torch.device) -> torch.Tensor:
+        """``n`` class indices drawn uniformly from ``range(n_classes)`` with the run's generator (for the fakes)."""
+        return torch.randint(0, self.n_classes, (n,), device=device, generator=self.noise)
+
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from noise ``z`` of shape (N, latent_dim)."""
+        """Images in [-1, 1] from noise ``z`` of shape (N, latent_dim).
+
+        A conditional model's is ``generate(z, labels)``, labels int64 of shape (N,).
+        """
         raise NotImplementedError
 
     def train_step(self, real: torch.Tensor, loss: AdversarialLoss) -> Metrics:
-        """One update of every network on the batch ``real``.
+        """One update of every network on the batch ``real`` (plus the declared ``batch_fields`` as keywords).
 
         Returns scalar tensors ``d_loss``, ``g_loss``, ``d_real`` and ``d_fake``,
         left on the device: the engine reads them at the logging interval.
@@ -95,11 +116,79 @@ class GanModel:
         raise NotImplementedError
 
 
+class FusedAdam(torch.optim.Adam):
+    """``torch.optim.Adam(fused=True)`` whose ``step`` calls the fused kernel itself.
+
+    The same kernel with the same tensors in the same order, so the updates are bit-identical (a test
+    compares them), without what ``Adam.step`` adds around it every step: the step hooks and profiler
+    records, grouping the tensors by device, and an import of ``torch._dynamo`` (1.5 s of CPU before a run's
+    first step on a 2-core CPU, and as much again when the process exits). Settings the shortcut does not
+    cover (amsgrad, maximize, a tensor learning rate, a closure ...) go through ``Adam.step``.
+    """
+
+    def __init__(self, params, **kwargs):
+        _no_dynamo_import_for_optimizers()
+        super().__init__(params, fused=True, **kwargs)
+
+    def step(self, closure=None):
+        if closure is not None or not all(_plain_fused(group) for group in self.param_groups) \
+                or getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None:
+            return super().step(closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+                has_complex = self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, [], steps)
+                if not params:
+                    continue
+                if has_complex or len({(p.device, p.dtype) for p in params}) > 1:
+                    return super().step()  # Adam.step groups them; the states are initialised already
+                beta1, beta2 = group["betas"]
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
+                                   beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+                                   maximize=False, grad_scale=None, found_inf=None)
+        return None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if not set_to_none:
+            return super().zero_grad(set_to_none)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+
+def _plain_fused(group: dict) -> bool:
+    return (group["fused"] and not group["amsgrad"] and not group["maximize"] and not group["differentiable"]
+            and not group.get("decoupled_weight_decay", False) and not torch.is_tensor(group["lr"]))
+
+
+def _no_dynamo_import_for_optimizers() -> None:
+    """Let torch.optim's ``add_param_group``, ``state_dict`` and ``load_state_dict`` run without importing dynamo.
+
+    They are wrapped in ``torch._disable_dynamo``, whose first call imports ``torch._dynamo`` only to mark the
+    method "never trace", and keeps the marked function in the attribute ``__dynamo_disable``. Until dynamo
+    is loaded no code can be compiled, so marking each with itself changes nothing but the import.
+    ganbench compiles networks only (``compile=on``), never an optimizer.
+    """
+    if "torch._dynamo" in sys.modules:
+        return
+    for method in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
+        function = getattr(getattr(torch.optim.Optimizer, method), "__wrapped__", None)
+        if function is not None and not hasattr(function, "__dynamo_disable"):
+            setattr(function, "__dynamo_disable", function)
+
+
+def needs_labels(model) -> bool:
+    """True for a conditional model: one that declares the ``labels`` batch field."""
+    return "labels" in getattr(model, "batch_fields", ())
+
+
 def adam(params, lr: float, b1: float, b2: float, device: torch.device) -> torch.optim.Adam:
-    """Adam as the reference scripts use it; the fused kernel on CUDA and CPU (+20 % per step on the CPU MLPs),
-    foreach elsewhere."""
-    fused = device.type in ("cuda", "cpu")
-    return torch.optim.Adam(params, lr=lr, betas=(b1, b2), fused=fused or None, foreach=None if fused else True)
+    """Adam as the reference scripts use it; the fused kernel on CUDA and CPU (+20 % per step on the CPU MLPs,
+    called directly by ``FusedAdam``), foreach elsewhere."""
+    if device.type in ("cuda", "cpu"):
+        return FusedAdam(params, lr=lr, betas=(b1, b2))
+    return torch.optim.Adam(params, lr=lr, betas=(b1, b2), foreach=True)
 
 
 class TwoNetworkGAN(GanModel):
@@ -110,13 +199,20 @@ class TwoNetworkGAN(GanModel):
     :param hp: the hyper-parameters (``lr``, ``b1``, ``b2`` are used here).
     :param d_first: update D before G (the DCGAN tutorial) rather than after (PyTorch-GAN ``gan.py``).
     :param d_scale: factor on D's loss: 0.5 in ``gan.py``, 1 in the DCGAN tutorial.
+    :param reuse_fake_logits: declare it only for a discriminator whose output depends on nothing but its
+        weights and input (no BatchNorm, dropout or other state or randomness). With D updated after G, D's
+        weights do not change between G's update and D's, so D's pass over the fakes in G's update also
+        serves D's update: one forward pass less per step, and bit-identical updates. Ignored with
+        ``d_first`` (D's update comes first and changes the weights G's update sees) and with a loss that
+        adds a penalty (its extra gradient terms would be summed in another order).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, hp: dict, latent_dim: int,
-                 d_first: bool = False, d_scale: float = 0.5):
+                 d_first: bool = False, d_scale: float = 0.5, reuse_fake_logits: bool = False):
         super().__init__({"generator": generator, "discriminator": discriminator}, {}, latent_dim)
         self.G, self.D = generator, discriminator
         self.hp, self.d_first, self.d_scale = hp, d_first, d_scale
+        self.reuse_fake_logits = reuse_fake_logits and not d_first
 
     def make_optimizers(self) -> None:
         device = next(self.G.parameters()).device
@@ -136,45 +232,105 @@ class TwoNetworkGAN(GanModel):
     overlap_streams = True
 
     def train_step(self, real: torch.Tensor, loss: AdversarialLoss) -> Metrics:
+        return self._alternate(real, loss, (), ())
+
+    def _alternate(self, real: torch.Tensor, loss: AdversarialLoss, real_cond: tuple, fake_cond: tuple) -> Metrics:
+        """The alternating updates; ``real_cond``/``fake_cond`` are the extra arguments D (and G) take with the
+        real and the fake images: empty for an unconditional GAN, (labels,) for a conditional one."""
         if self.d_first:
-            real_logits, join = queue_beside(lambda: self.D(real), real.device, self.overlap_streams)
-            fake = self.G(self.draw_noise(real.shape[0], real.device))
+            real_logits, join = queue_beside(lambda: self.D(real, *real_cond), real.device, self.overlap_streams)
+            fake = self.G(self.draw_noise(real.shape[0], real.device), *fake_cond)
             join()  # D sees the real batch before the fakes, as in the tutorial (BatchNorm's running statistics)
-            d_loss, d_real, fake_logits_d = self._update_d(real, fake, loss, real_logits)
-            g_loss, fake_logits = self._update_g(fake, loss)
+            d_loss, d_real, fake_logits_d = self._update_d(real, fake, loss, real_cond, fake_cond, real_logits)
+            g_loss, fake_logits = self._update_g(fake, loss, fake_cond)
+        elif self.reuse_fake_logits and type(loss).penalty is AdversarialLoss.penalty:
+            fake = self.G(self.draw_noise(real.shape[0], real.device), *fake_cond)
+            g_loss, fake_logits = self._update_g_keeping_d_graph(fake, loss, fake_cond)
+            d_loss, d_real, _ = self._update_d(real, fake, loss, real_cond, fake_cond, fake_logits=fake_logits)
         else:
-            fake = self.G(self.draw_noise(real.shape[0], real.device))
-            g_loss, fake_logits = self._update_g(fake, loss)
-            d_loss, d_real, fake_logits_d = self._update_d(real, fake, loss)
+            fake = self.G(self.draw_noise(real.shape[0], real.device), *fake_cond)
+            g_loss, fake_logits = self._update_g(fake, loss, fake_cond)
+            d_loss, d_real, fake_logits_d = self._update_d(real, fake, loss, real_cond, fake_cond)
         # D(G(z)) as the tutorial reports it: D's view of the fakes before its own update.
         d_fake = loss.score(fake_logits_d if self.d_first else fake_logits)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_real": d_real, "d_fake": d_fake}
 
-    def _update_g(self, fake: torch.Tensor, loss: AdversarialLoss):
+    def _update_g(self, fake: torch.Tensor, loss: AdversarialLoss, fake_cond: tuple = ()):
         opt = self.optimizers["generator"]
         opt.zero_grad(set_to_none=True)
         self.D.requires_grad_(False)  # D's weight gradients are not needed for G's step
-        fake_logits = self.D(fake)
+        fake_logits = self.D(fake, *fake_cond)
         g_loss = loss.g_loss(fake_logits)
         g_loss.backward()
         self.D.requires_grad_(True)
         opt.step()
         return g_loss, fake_logits
 
-    def _update_d(self, real: torch.Tensor, fake: torch.Tensor, loss: AdversarialLoss,
-                  real_logits: torch.Tensor | None = None):
+    def _update_g_keeping_d_graph(self, fake: torch.Tensor, loss: AdversarialLoss, fake_cond: tuple = ()):
+        """G's update from a pass over the fakes through a trainable D, kept for D's update (reuse_fake_logits).
+
+        Only G's gradients are computed (``inputs``), exactly those of the frozen-D pass of ``_update_g``.
+        """
+        opt = self.optimizers["generator"]
+        opt.zero_grad(set_to_none=True)
+        fake_logits = self.D(fake, *fake_cond)
+        g_loss = loss.g_loss(fake_logits)
+        g_loss.backward(inputs=_trainable(opt), retain_graph=True)
+        opt.step()
+        return g_loss, fake_logits
+
+    def _update_d(self, real: torch.Tensor, fake: torch.Tensor, loss: AdversarialLoss, real_cond: tuple = (),
+                  fake_cond: tuple = (), real_logits: torch.Tensor | None = None,
+                  fake_logits: torch.Tensor | None = None):
         opt = self.optimizers["discriminator"]
         opt.zero_grad(set_to_none=True)
         fake = fake.detach()
         # Real and fake go through D separately, as in the reference, so BatchNorm sees the same batches.
         if real_logits is None:
-            real_logits = self.D(real)
-        fake_logits = self.D(fake)
+            real_logits = self.D(real, *real_cond)
+        reused = fake_logits is not None
+        if not reused:
+            fake_logits = self.D(fake, *fake_cond)
         d_loss = self.d_scale * loss.d_loss(real_logits, fake_logits)
-        penalty = loss.penalty(self.D, real, fake)
+        # A penalty (WGAN-GP) judges images between real and fake: D judges them under the real batch's labels.
+        critic = self.D if not real_cond else (lambda images: self.D(images, *real_cond))
+        penalty = loss.penalty(critic, real, fake)
         if penalty is not None:
             d_loss = d_loss + penalty
         with gradients_from_two_streams():
-            d_loss.backward()
+            # Reused fake logits still lead back into G, whose update is done: D's gradients only.
+            d_loss.backward(inputs=_trainable(opt) if reused else None)
         opt.step()
         return d_loss, loss.score(real_logits), fake_logits
+
+
+class ConditionalGAN(TwoNetworkGAN):
+    """``TwoNetworkGAN`` for a generator ``G(z, labels)`` and a discriminator ``D(images, labels)``.
+
+    As in PyTorch-GAN's ``cgan.py``: the fakes are drawn for labels drawn uniformly
+    (``draw_labels``), D judges the real batch under its own labels and the fakes
+    under the labels they were drawn for. Every adversarial loss works unchanged.
+
+    :param n_classes: the number of classes G and D were built for (``data.n_classes`` in ``build``).
+    """
+
+    batch_fields = ("labels",)
+    cuda_graph_safe = True
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, hp: dict, latent_dim: int, n_classes: int,
+                 d_first: bool = False, d_scale: float = 0.5):
+        super().__init__(generator, discriminator, hp, latent_dim, d_first=d_first, d_scale=d_scale)
+        self.n_classes = n_classes
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:  # balanced classes when none are asked for
+            labels = torch.arange(z.shape[0], device=z.device) % self.n_classes
+        return self.G(z, labels)
+
+    def train_step(self, real: torch.Tensor, loss: AdversarialLoss, labels: torch.Tensor) -> Metrics:
+        fake_labels = self.draw_labels(real.shape[0], real.device)
+        return self._alternate(real, loss, (labels,), (fake_labels,))
+
+
+def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]

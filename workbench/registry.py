@@ -22,7 +22,8 @@ class ModelSpec:
 
     :param name: the name used with ``--plugin``.
     :param description: one line.
-    :param build: ``build(hp, image_shape) -> GanModel``; ``hp`` holds every declared hyper-parameter.
+    :param build: ``build(hp, data) -> GanModel``; ``hp`` holds every declared hyper-parameter, ``data`` is a
+        ``DataInfo``: the image shape ``(C, H, W)`` (it is that tuple) with the dataset's classes.
     :param hyperparams: every tunable value, with defaults (see ``training_params``).
     :param dataset: the dataset used when the user names none.
     :param loss: the loss used when the user names none.
@@ -31,7 +32,7 @@ class ModelSpec:
 
     name: str
     description: str
-    build: Callable[[dict[str, Any], tuple[int, int, int]], GanModel]
+    build: Callable[[dict[str, Any], DataInfo], GanModel]
     hyperparams: tuple[HyperParam, ...]
     dataset: str = "fashion-mnist-test"
     loss: str = "bce"
@@ -44,6 +45,46 @@ class ModelSpec:
         return {p.name: p.default for p in self.hyperparams}
 
 
+class DataInfo(tuple):
+    """What a model's ``build`` learns about the data: the image shape and the classes.
+
+    It *is* the image shape tuple ``(channels, size, size)``, so a ``build(hp, image_shape)`` written
+    for unconditional models keeps working unchanged; a conditional model reads ``n_classes`` and
+    ``classes`` from it as well. ``classes`` is empty for an unlabelled dataset.
+    """
+
+    classes: tuple[str, ...]
+
+    def __new__(cls, channels: int, size: int, classes: tuple[str, ...] | list[str] = ()):
+        info = super().__new__(cls, (int(channels), int(size), int(size)))
+        info.classes = tuple(str(name) for name in classes)
+        return info
+
+    def __getnewargs__(self):  # copy.deepcopy and pickle rebuild it through __new__
+        return self[0], self[1], self.classes
+
+    @property
+    def channels(self) -> int:
+        return self[0]
+
+    @property
+    def size(self) -> int:
+        return self[1]
+
+    @property
+    def n_classes(self) -> int:
+        """The number of classes; 0 for an unlabelled dataset."""
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """The plain tuple ``(C, H, W)``."""
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return f"DataInfo(channels={self[0]}, size={self[1]}, classes={self.classes!r})"
+
+
 @dataclass(frozen=True)
 class DataRequest:
     """What the engine asks a dataset for.
@@ -52,7 +93,8 @@ class DataRequest:
     :param download: True when the user allowed downloading (``--download``).
     :param image_size: the side the model wants; a dataset may resize to it while decoding.
     :param split: ``"train"`` or ``"test"``.
-    :param cache_dir: where decoded images may be cached.
+    :param cache_dir: where decoded images may be cached; the engine leaves it None, so a dataset picks its
+        own place (``workbench.datapaths.data_home()``); the test kit sets a temporary folder.
     """
 
     root: Path | None
@@ -111,6 +153,8 @@ class MetricSpec:
     :param lower_is_better: the direction ``ganbench runs --sort`` ranks by.
     :param default: computed when no ``--metric`` is named; heavy or optional metrics say False.
     :param available: ``available() -> str | None``: None when usable here, else the sentence saying why not.
+    :param needs_labels: computed only on samples drawn for given classes (``MetricContext.labels``), that is
+        for conditional models; skipped for the others unless named with ``--metric``.
     """
 
     name: str
@@ -119,6 +163,7 @@ class MetricSpec:
     lower_is_better: bool = True
     default: bool = True
     available: Callable[[], str | None] | None = None
+    needs_labels: bool = False
 
 
 @dataclass

@@ -201,7 +201,8 @@ def check_before_training(registry, config, model, loss, data, image_shape: tupl
     Checks, in this order: the loss on sample logits (scalar, finite, with a
     gradient), the generator (shape ``(n, *image_shape)``, floating point, on the
     training device, finite, within [-1, 1]) and one ``train_step`` (the four
-    metrics as finite scalar tensors). The step runs on deep copies of the model
+    metrics as finite scalar tensors). A model declaring ``batch_fields`` gets the
+    real batch's fields (its labels) in the step, and labels in ``generate``. The step runs on deep copies of the model
     and the loss, and the global random number generators are restored
     afterwards, so the run that follows is the same as without the check.
     """
@@ -218,10 +219,12 @@ def check_before_training(registry, config, model, loss, data, image_shape: tupl
         if trial is not None:
             trial.noise = torch.Generator(device=device).manual_seed(config.seed)
             _run_eagerly(trial)
-        check_generator(trial or model, model_who, image_shape, device, n, in_place=trial is None)
+        idx = next(iter(data.batch_indices(0)))[:n]
+        fields = data.fields(idx, tuple(model.batch_fields))
+        check_generator(trial or model, model_who, image_shape, device, n, in_place=trial is None,
+                        labels=fields.get("labels"))
         if trial is not None:
-            real = next(iter(data.batches(0)))[:n]
-            check_train_step(trial, trial_loss, real, model_who, config.loss)
+            check_train_step(trial, trial_loss, data.take(idx), model_who, config.loss, fields)
 
 
 def _who(table: dict, kind: str, name: str) -> str:
@@ -269,17 +272,18 @@ def _check_scalar(value: Any, who: str, what: str, needs_grad: bool) -> None:
 
 
 def check_generator(model, who: str, image_shape: tuple[int, int, int], device: torch.device, n: int,
-                    in_place: bool = False) -> None:
+                    in_place: bool = False, labels: torch.Tensor | None = None) -> None:
     """``generate`` on noise (n, latent_dim): floating images (n, *image_shape) on ``device``, finite, in [-1, 1].
 
     :param in_place: the model is the real one, not a copy: generate in eval mode so no statistics change.
+    :param labels: (n,) class labels for a conditional model's ``generate(z, labels)``.
     """
     z = torch.randn(n, model.latent_dim, device=device)
     if in_place:
         model.train(False)
     try:
         with torch.no_grad():
-            images = _call_blaming(who, "generate()", model.generate, z)
+            images = _call_blaming(who, "generate()", model.generate, z, *([] if labels is None else [labels]))
     finally:
         if in_place:
             model.train(True)
@@ -299,9 +303,14 @@ def check_generator(model, who: str, image_shape: tuple[int, int, int], device: 
                           f"[-1, 1] (end the generator with tanh).")
 
 
-def check_train_step(model, loss, real: torch.Tensor, who: str, loss_name: str) -> None:
-    """One ``train_step``: it must return d_loss, g_loss, d_real and d_fake as finite scalar tensors on the device."""
-    metrics = _call_blaming(who, f"train_step() with loss {loss_name}", model.train_step, real, loss)
+def check_train_step(model, loss, real: torch.Tensor, who: str, loss_name: str,
+                     fields: Mapping[str, torch.Tensor] | None = None) -> None:
+    """One ``train_step``: it must return d_loss, g_loss, d_real and d_fake as finite scalar tensors on the device.
+
+    :param fields: the batch fields the model declared (``labels``), passed as keywords.
+    """
+    metrics = _call_blaming(who, f"train_step() with loss {loss_name}", model.train_step, real, loss,
+                            **(fields or {}))
     if not isinstance(metrics, Mapping):
         raise PluginError(f"{who}: train_step() returned {describe_value(metrics)}; it must return a dict of "
                           f"{', '.join(METRIC_KEYS)}.")

@@ -1,11 +1,11 @@
-"""The side-by-side benchmark: the classic scripts' loops against ganbench's engine.
+"""The side-by-side benchmark: reference training loops against ganbench's engine.
 
-``classic_models`` and ``classic_loops`` hold PyTorch-GAN's ``gan.py`` and
-``aae.py`` and the PyTorch DCGAN tutorial as those scripts write them
-(torchvision datasets with per-sample transforms in a DataLoader, NumPy noise,
-a Sigmoid and ``BCELoss``, ``.item()`` and a print every batch). ``classic_data``
-feeds them the very images the engine trains on; ``workloads`` names the four
-measured cases; ``runner`` times both paths in one process (the engine through
-``prepare_run`` and ``Run.train``); ``report`` prints and writes the results.
+The core knows no particular GAN. Plugins register ``Workload``s through the
+``ganbench_register_workloads`` hook (``workloads``): an engine model plugin
+paired with a reference loop of the same algorithm and that reference's own data
+pipeline (the core plugin ``classic`` registers the classic scripts this way).
+``runner`` times both paths in one process (the engine through ``prepare_run``
+and ``Run.train``); ``whole_process`` times the reference scripts and
+``ganbench run`` as processes; ``report`` prints and writes the results.
 ``ganbench bench`` (``workbench.commands.bench``) is the front end.
 """

@@ -13,7 +13,7 @@ CLASSIC_COLOUR, ENGINE_COLOUR = (200, 60, 40), (30, 100, 200)
 
 
 def ratio_line(result: WorkloadResult, device: str) -> str:
-    """``mlp_gan: classic 2,013 images/s, ganbench 5,432 images/s, ratio 2.70x on cpu (...)`` (medians)."""
+    """``NAME: classic 2,013 images/s, ganbench 5,432 images/s, ratio 2.70x on cpu (...)`` (medians)."""
     return (f"{result.workload.name}: classic {result.classic_rate:,.1f} images/s, ganbench "
             f"{result.engine_rate:,.1f} images/s, ratio {result.ratio:.2f}x on {device}")
 

@@ -21,9 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.bench.classic_data import imagefolder_dataloader, mnist_dataloader, write_face_folder, \
-    write_mnist_root
-from workbench.bench.workloads import Workload
+from workbench.bench.workloads import ClassicData, Workload
 from workbench.config import RunConfig, build_config
 from workbench.engine.devices import pick_device
 from workbench.engine.loading import load_images
@@ -205,44 +203,42 @@ class WorkloadBench:
             f"log_every={self.warmup}", "log_seconds=1e9",  # fixed windows: the timed span starts on a log step
             f"checkpoint_every={total + 1}"]  # the classic scripts write no checkpoints while training
         self.cache_env: str | None = None
-        if workload.faces:
+        if workload.reads_folder:
             if dataset:
-                raise ConfigError(f"{workload.name} trains on a folder of JPEGs; give --image-folder DIR, "
+                raise ConfigError(f"{workload.name} trains on a folder of images; give --image-folder DIR, "
                                   f"not --dataset.")
             generated = image_folder is None
             if generated:
                 image_folder = self.workdir / "faces"
-                self.cache_env = str(self.workdir / "cache")  # the decoded copy of generated faces is temporary
+                self.cache_env = str(self.workdir / "cache")  # the decoded copy of generated images is temporary
             elif not Path(image_folder).is_dir():
                 raise ConfigError(f"--image-folder {image_folder} is not a folder.")
             elif not any(p.is_dir() for p in Path(image_folder).iterdir()):
-                raise ConfigError(f"The tutorial's ImageFolder reads images from subfolders of --image-folder; "
-                                  f"{image_folder} has none: pass the folder above it (for CelebA, the one "
-                                  f"holding img_align_celeba).")
+                raise ConfigError(f"The classic side reads images from subfolders of --image-folder (torchvision's "
+                                  f"ImageFolder); {image_folder} has none: pass the folder above it (for CelebA, "
+                                  f"the one holding img_align_celeba).")
             self.config = build_config(plugins.registry, workload.model, dataset="folder", sets=sets, steps=total,
                                        device=device, seed=seed, runs_dir=str(self.workdir / "runs"),
                                        data_root=str(image_folder))
             hp = self.config.hyperparams
             if generated:  # enough images that the classic DataLoader never starts a second epoch
-                write_face_folder(image_folder, (total + 2) * hp["batch_size"], seed)
-            self.dataset = f"{'generated ' if generated else ''}JPEG folder {image_folder}"
-            self.loader = lambda: imagefolder_dataloader(image_folder, hp["image_size"], hp["batch_size"],
-                                                         workload.num_workers)
+                workload.make_folder(image_folder, (total + 2) * hp["batch_size"], seed)
+            self.dataset = f"{'generated ' if generated else ''}image folder {image_folder}"
+            request = ClassicData(hp, self.workdir, folder=Path(image_folder))
+            self.images = self.labels = None
         else:
             if image_folder is not None:
-                raise ConfigError(f"--image-folder is for the dcgan-64 workload; {workload.name} reads an "
-                                  f"MNIST-like dataset (--dataset).")
+                raise ConfigError(f"--image-folder is for the workloads that read a folder of images; "
+                                  f"{workload.name} reads a dataset (--dataset).")
             self.config = build_config(plugins.registry, workload.model, dataset=dataset, sets=sets, steps=total,
                                        device=device, seed=seed, runs_dir=str(self.workdir / "runs"))
             hp = self.config.hyperparams
             data = load_images(self.config, plugins, hp["image_size"])
-            if tuple(data.images.shape[1:]) != (1, 28, 28):
-                raise ConfigError(f'The benchmark feeds the classic scripts through torchvision\'s MNIST reader, '
-                                  f'which needs 28x28 grey images; "{self.config.dataset}" has shape '
-                                  f'{tuple(data.images.shape[1:])}.')
-            root = write_mnist_root(data.images, data.labels, self.workdir / "mnist")
             self.dataset = f"{self.config.dataset} ({data.images.shape[0]:,} images)"
-            self.loader = lambda: mnist_dataloader(root, hp["image_size"], hp["batch_size"], workload.num_workers)
+            self.images, self.labels = data.images, data.labels  # for the whole-process scripts' files
+            request = ClassicData(hp, self.workdir, images=data.images, labels=data.labels,
+                                  dataset=self.config.dataset)
+        self.loader = workload.classic_data(request)
         self.hp = hp
 
     def _prepare_engine(self) -> Run:

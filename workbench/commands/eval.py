@@ -44,6 +44,7 @@ def main(args) -> int:
 
     from workbench.config import RunConfig
     from workbench.engine.events import EventLog
+    from workbench.engine.conditioning import sample_labels
     from workbench.engine.inference import load_model
     from workbench.engine.samples import generate
     from workbench.plugins import load_plugins
@@ -60,9 +61,10 @@ def main(args) -> int:
 
     started = time.monotonic()
     noise = torch.randn(args.n, model.latent_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
-    images = generate(model, noise)
+    labels = sample_labels(model, args.n, device)  # a conditional model draws each class in turn
+    images = generate(model, noise, labels)
     sampling = time.monotonic() - started
-    result = evaluator.evaluate(images)
+    result = evaluator.evaluate(images, labels)
     document = {"checkpoint": str(checkpoint.path), "model": checkpoint.meta["model"], "dataset": config.dataset,
                 "step": checkpoint.step, "samples": result.samples, "metrics": result.metrics, "notes": result.notes,
                 "errors": result.errors, "sampling_seconds": round(sampling, 3),

@@ -33,22 +33,110 @@ def add_arguments(run) -> None:
     run.add_argument("--data-root", help="folder holding the dataset's files")
     run.add_argument("--download", action="store_true", help="download the dataset if the network allows")
     run.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a run from its last checkpoint")
+    run.add_argument("--nproc-per-node", metavar="N|gpu",
+                     help="train on N processes of this machine under torchrun (gpu: one per GPU); --batch-size "
+                          "stays the whole job's batch (see docs/distributed.md)")
     run.add_argument("--config", metavar="CONFIG_JSON",
                      help="start from a run configuration: another run's config.json repeats that run (the flags "
                           "given beside it change it); the config.json of a folder a launcher prepared trains there")
 
 
 def main(args) -> int:
-    from workbench.config import build_config
     from workbench.console import make_progress
+    from workbench.engine.distributed import join_job, leave_job
+    from workbench.interrupts import Interrupted
+
+    if args.nproc_per_node is not None:
+        return _launch(args)
+    ranks = join_job()
+    try:
+        control, run = _prepare(args, ranks)
+    except Interrupted as exc:  # before training began: no checkpoint to write, nothing to record
+        return _interrupted_before_training(args, exc.signum)
+    if run is None:  # rank 0 could not prepare the run and said why
+        leave_job(ranks)
+        return 2
+    if ranks.leader:
+        control.requests = run.dir.requests
+        run.listeners.append(make_progress(sys.stdout))
+    received, previous = _install_signal_handlers(control, ranks.distributed, announce=ranks.leader)
+    early = args.interrupts.hand_over() if getattr(args, "interrupts", None) else None
+    if early is not None and not ranks.distributed:  # a signal that came while starting (a library swallowed it)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _abandon(run, created=not args.resume and not getattr(args, "prepared_folder", None))
+        return _interrupted_before_training(args, early)
+    if early is not None:  # under torchrun every rank must reach the same step: stop at the first one
+        control.request_stop()
+    try:
+        reason = run.train()
+    except KeyboardInterrupt:
+        if ranks.leader:
+            _say(f"ganbench: {run.end_message} Continue with: ganbench run --resume {run.dir.path}", sys.stderr)
+        return 128 + (received[-1] if received else signal.SIGINT)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    leave_job(ranks)  # the other ranks wait here for rank 0's last checkpoint
+    if not ranks.leader:
+        if reason == "failed":
+            _say(f"ganbench: rank {ranks.rank}: {run.end_message}", sys.stderr)
+        return EXIT_CODES.get(reason, 1) if not (reason == "stopped" and received) else 128 + received[-1]
+    _say(f"run directory: {run.dir.path}", sys.stdout)
+    if reason in ("failed", "diverged"):
+        _say(f"ganbench: {reason}: {run.end_message}", sys.stderr)
+    if run.unrecorded:  # what ganbench runs and --resume read could not be told: say it here, at least
+        kept = " and ".join(str(path) for path in run.unrecorded)
+        has_it = {run.dir.events: "events.jsonl", run.dir.state: "state.json"}
+        told = [name for path, name in has_it.items() if path not in run.unrecorded]
+        _say(f"ganbench: the end of the run could not be recorded in {kept} (the disk refused the write)"
+             f"{'; ' + told[0] + ' has it' if told else ''}.", sys.stderr)
+    if reason == "stopped" and received:
+        return 128 + received[-1]
+    return EXIT_CODES.get(reason, 1)
+
+
+def _prepare(args, ranks):
+    """Load the plugins and build the run; rank 0 (or the only process) from the flags, the others from rank 0.
+    Returns the run's control and the run (None on a rank whose rank 0 gave up)."""
     from workbench.engine.control import RunControl
-    from workbench.engine.run import prepare_run
+    from workbench.engine.run import follow_job, lead_job, refuse_job
     from workbench.plugins import load_plugins
 
     plugins = load_plugins()
     for error in plugins.errors:
-        print(f"warning: {error}", file=sys.stderr)
+        if ranks.leader:
+            print(f"warning: {error}", file=sys.stderr)
     control = RunControl()
+    if not ranks.leader:
+        return control, follow_job(plugins, control, ranks)
+    try:
+        run = _prepare_leader(args, plugins, control, ranks)
+    except BaseException:
+        refuse_job(ranks)
+        raise
+    lead_job(run)
+    return control, run
+
+
+def _launch(args) -> int:
+    """``--nproc-per-node``: this same command under torchrun, without the flag."""
+    import os
+
+    from workbench.launcher import process_count, run_under_torchrun, without_flag
+
+    if "WORLD_SIZE" in os.environ:
+        raise GanbenchError("--nproc-per-node starts torchrun, but this process already runs under torchrun; "
+                            "leave the flag out of the command torchrun starts.")
+    nproc = process_count(args.nproc_per_node)
+    return run_under_torchrun(nproc, without_flag(args.argv[args.argv.index("run") + 1:]))
+
+
+def _prepare_leader(args, plugins, control, ranks):
+    """Rank 0 (or the only process): the run the flags ask for, prepared."""
+    from workbench.config import build_config
+    from workbench.engine.run import prepare_run
+
     if args.resume:
         own = [flag for flag, given in (("--plugin", args.plugin), ("--dataset", args.dataset), ("--loss", args.loss),
                                         ("--set", args.sets), ("--batch-size", args.batch_size), ("--lr", args.lr),
@@ -59,34 +147,34 @@ def main(args) -> int:
                                 f"given with it; only --steps, --epochs, --device and --data-root can.")
         overrides = {"steps": args.steps, "device": args.device, "epochs": args.epochs, "data_root": args.data_root,
                      "download": True if args.download else None}
-        run = prepare_run(None, plugins, resume=Path(args.resume), control=control,
-                          overrides={k: v for k, v in overrides.items() if v is not None})
-    elif args.config:
+        return prepare_run(None, plugins, resume=Path(args.resume), control=control, ranks=ranks,
+                           overrides={k: v for k, v in overrides.items() if v is not None})
+    if args.config:
         config, prepared = config_from_launch_file(plugins.registry, Path(args.config), args)
-        run = prepare_run(config, plugins, control=control, in_folder=prepared)
-    else:
-        if not args.plugin:
-            raise GanbenchError("Name the model with --plugin (see `ganbench plugins` for the choices).")
-        config = build_config(plugins.registry, args.plugin, dataset=args.dataset, loss=args.loss,
-                              sets=_sets(args), **_fields(args))
-        run = prepare_run(config, plugins, control=control)
-    control.requests = run.dir.requests
-    run.listeners.append(make_progress(sys.stdout))
-    received, previous = _install_signal_handlers(control)
-    try:
-        reason = run.train()
-    except KeyboardInterrupt:
-        _say(f"ganbench: {run.end_message} Continue with: ganbench run --resume {run.dir.path}", sys.stderr)
-        return 128 + (received[-1] if received else signal.SIGINT)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    _say(f"run directory: {run.dir.path}", sys.stdout)
-    if reason in ("failed", "diverged"):
-        _say(f"ganbench: {reason}: {run.end_message}", sys.stderr)
-    if reason == "stopped" and received:
-        return 128 + received[-1]
-    return EXIT_CODES.get(reason, 1)
+        args.prepared_folder = prepared  # made by a launcher: an interrupted start leaves it to the launcher
+        return prepare_run(config, plugins, control=control, in_folder=prepared, ranks=ranks)
+    if not args.plugin:
+        raise GanbenchError("Name the model with --plugin (see `ganbench plugins` for the choices).")
+    config = build_config(plugins.registry, args.plugin, dataset=args.dataset, loss=args.loss,
+                          sets=_sets(args), **_fields(args))
+    return prepare_run(config, plugins, control=control, ranks=ranks)
+
+
+def _abandon(run, created: bool) -> None:
+    """Give up a run that never started training: unlock it, and remove its folder if this process made it."""
+    from workbench.engine.rundir import discard_unstarted
+
+    if run.lock is not None:
+        run.lock.release()
+        run.lock = None
+    if created:
+        discard_unstarted(run.dir)
+
+
+def _interrupted_before_training(args, signum: int) -> int:
+    kept = f"{args.resume} is as it was" if args.resume else "no run folder was left behind"
+    _say(f"ganbench: interrupted by {signal.Signals(signum).name} before training started; {kept}.", sys.stderr)
+    return 128 + signum
 
 
 def _sets(args) -> list[str]:
@@ -139,9 +227,10 @@ def _say(text: str, stream) -> None:
         pass
 
 
-def _install_signal_handlers(control) -> tuple[list[int], dict]:
+def _install_signal_handlers(control, in_job: bool = False, announce: bool = True) -> tuple[list[int], dict]:
     """First Ctrl-C, SIGTERM or SIGHUP (the SSH session dropped): finish the step, checkpoint, stop.
-    A second one: quit at once.
+    A second one: quit at once. In a torchrun job one Ctrl-C may arrive twice, from the terminal (SIGINT) and
+    from torchrun's agent passing it on (SIGTERM), so there only the same signal twice quits at once.
 
     Returns the signals received so far (a live list) and the handlers replaced, to put back afterwards.
     """
@@ -149,10 +238,11 @@ def _install_signal_handlers(control) -> tuple[list[int], dict]:
 
     def handle(signum, _frame):
         received.append(signum)
-        if len(received) > 1:
+        if len(received) > 1 and (not in_job or received.count(signum) > 1):
             raise KeyboardInterrupt
         control.request_stop()
-        _say("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)", sys.stderr)
+        if len(received) == 1 and announce:
+            _say("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)", sys.stderr)
 
     handled = [signal.SIGINT, signal.SIGTERM]
     if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:

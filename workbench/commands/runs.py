@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from workbench.errors import GanbenchError
+
 NAME = "runs"
 HELP = "list runs with status and last metrics"
 
@@ -25,10 +27,16 @@ def _metric(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "-"
 
 
+def _rate(value) -> str:
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else "-"
+
+
 def main(args) -> int:
     from workbench.engine.rundir import list_runs, summarize
     from workbench.quality.history import latest_metrics
 
+    if Path(args.runs_dir).exists() and not Path(args.runs_dir).is_dir():
+        raise GanbenchError(f"{args.runs_dir} is a file, not a runs folder.")
     rows = [summarize(r) for r in list_runs(Path(args.runs_dir))]
     for row in rows:
         row["quality"] = latest_metrics(Path(row["path"]) / "events.jsonl")
@@ -37,8 +45,9 @@ def main(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    sweeps = _sweeps(Path(args.runs_dir))
     if not rows:
-        print(f"No runs in {args.runs_dir}.")
+        print(f"No runs in {args.runs_dir}." if not sweeps else sweeps)
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -46,8 +55,9 @@ def main(args) -> int:
     console = Console()
     wide = console.width >= 120  # at 80 columns the dataset and start time are left out
     shown = args.sort or ("fd" if any("fd" in row["quality"] for row in rows) else None)
+    jobs = any(row["world_size"] > 1 for row in rows)  # torchrun jobs: how many processes, the whole job's rate
     columns = ["run", "status", "model"] + (["dataset"] if wide else []) + ["loss", "steps", "D loss", "G loss"] \
-        + ([shown] if shown else [])
+        + (["procs", "img/s"] if jobs else []) + ([shown] if shown else [])
     grid = Table(box=None, pad_edge=False)
     for column in columns + (["started"] if wide else []):
         grid.add_column(column, no_wrap=True, max_width=(44 if wide else 26) if column == "run" else None)
@@ -55,12 +65,27 @@ def main(args) -> int:
         steps = f"{row['step']:,}" + (f"/{row['total_steps']:,}" if row["total_steps"] else "")
         cells = [row["name"], row["status"], row["model"]] + ([row["dataset"]] if wide else []) + \
             [row["loss"], steps, _num(row["d_loss"]), _num(row["g_loss"])] \
+            + ([str(row["world_size"]), _rate(row["images_per_s"])] if jobs else []) \
             + ([_metric(row["quality"].get(shown, {}).get("value"))] if shown else [])
         if wide:
             cells.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started"])) if row["started"] else "")
         grid.add_row(*cells)
     console.print(grid)
+    if sweeps:
+        print(sweeps)
     return 0
+
+
+def _sweeps(root: Path) -> str:
+    """One line per sweep folder: its trials are runs too, listed with --runs-dir SWEEP_DIR."""
+    from workbench.sweep.manifest import list_sweeps, summarize_sweep
+
+    lines = []
+    for sweep in list_sweeps(root):
+        row = summarize_sweep(sweep)
+        lines.append(f"sweep {row['name']}: {row['status']}, {row['step']}/{row['total_steps']} trials done "
+                     f"(ganbench compare {sweep.path}; its runs: ganbench runs --runs-dir {sweep.path})")
+    return "\n".join(lines)
 
 
 def _sorted_by_metric(rows: list[dict], name: str) -> list[dict]:

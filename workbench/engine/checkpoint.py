@@ -20,11 +20,12 @@ import torch
 
 from workbench import __version__
 from workbench.atomic import atomic_write
-from workbench.errors import CheckpointError
+from workbench.errors import CheckpointError, ConfigError
 
 FORMAT = "ganbench-checkpoint/1"
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 MAX_METADATA_BYTES = 1024 * 1024
+MAX_CHANNELS = 4  # grey, RGB, RGBA
 
 
 @dataclass
@@ -87,6 +88,10 @@ def read_metadata(path: Path) -> dict[str, Any]:
             if len(head) < 8:
                 raise CheckpointError(f"{path} is not a safetensors checkpoint (the file is too short).")
             (size,) = struct.unpack("<Q", head)
+            if handle.read(1) != b"{":  # a safetensors header is a JSON object right after its 8-byte size
+                _refuse_pickle(path, head)
+                raise CheckpointError(f"{path} is not a safetensors file.")
+            handle.seek(8)
             if size > MAX_HEADER_BYTES:
                 _refuse_pickle(path, head)
                 raise CheckpointError(f"{path} declares a {size}-byte header, over the {MAX_HEADER_BYTES} limit; refusing it.")
@@ -120,7 +125,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _match_layouts(opt) -> None:
+def match_layouts(opt) -> None:
     """Give each moment the memory layout of its parameter (channels_last ones included).
 
     Checkpoints store contiguous tensors; fused optimizers walk a parameter and
@@ -157,6 +162,7 @@ def _check_meta_types(meta: dict[str, Any], path: Path) -> None:
         "epoch": is_int(meta.get("epoch", 0)) and meta.get("epoch", 0) >= 0,
         "batch": is_int(meta.get("batch", 0)) and meta.get("batch", 0) >= 0,
         "optimizer_groups": isinstance(meta.get("optimizer_groups", {}), dict),
+        "classes": isinstance(meta.get("classes", []), list) and all(isinstance(c, str) for c in meta.get("classes", [])),
     }
     bad = [key for key, ok in problems.items() if not ok]
     if bad:
@@ -176,8 +182,11 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(Path(path), meta, tensors)
 
 
-def restore_networks(checkpoint: Checkpoint, model) -> None:
-    """Load every network's weights; raise CheckpointError naming the first mismatch."""
+def check_networks(checkpoint: Checkpoint, model) -> None:
+    """Raise CheckpointError naming the first weight the checkpoint lacks or holds in another shape.
+
+    ``model`` may live on the ``meta`` device: the check needs shapes only, never memory.
+    """
     for name, net in model.networks.items():
         prefix = f"net/{name}/"
         state = {k[len(prefix):]: v for k, v in checkpoint.tensors.items() if k.startswith(prefix)}
@@ -189,7 +198,33 @@ def restore_networks(checkpoint: Checkpoint, model) -> None:
             if value.shape != expected[key].shape:
                 raise CheckpointError(f"{checkpoint.path}: {name}.{key} has shape {tuple(value.shape)}, "
                                       f"this model needs {tuple(expected[key].shape)}.")
-        net.load_state_dict(state)
+
+
+def restore_networks(checkpoint: Checkpoint, model) -> None:
+    """Load every network's weights; raise CheckpointError naming the first mismatch."""
+    check_networks(checkpoint, model)
+    for name, net in model.networks.items():
+        prefix = f"net/{name}/"
+        net.load_state_dict({k[len(prefix):]: v for k, v in checkpoint.tensors.items() if k.startswith(prefix)})
+
+
+def check_against_model(meta: dict[str, Any], spec, path: Path) -> None:
+    """Refuse, before anything is built, metadata whose hyper-parameters lie outside the ranges the model
+    declares (``spec.hyperparams``) or whose image shape disagrees with them: a stranger's checkpoint must
+    not make ganbench allocate what its numbers ask for."""
+    hyperparams = meta["hyperparams"]
+    for param in spec.hyperparams:
+        if param.name in hyperparams:
+            try:
+                param.check(hyperparams[param.name])
+            except ConfigError as exc:
+                raise CheckpointError(f"{path} holds a hyper-parameter the model {spec.name} does not allow: "
+                                      f"{str(exc).rstrip('.')}.") from None
+    channels, height, width = meta["image_shape"]
+    size = hyperparams.get("image_size", height)
+    if height != width or height != size or channels > MAX_CHANNELS:
+        raise CheckpointError(f"{path} claims images of shape {tuple(meta['image_shape'])}, which its model "
+                              f"{spec.name} (image_size {size}) does not make.")
 
 
 def restore_optimizers(checkpoint: Checkpoint, model) -> None:
@@ -206,7 +241,7 @@ def restore_optimizers(checkpoint: Checkpoint, model) -> None:
                     index, slot = key[len(prefix):].split("/", 1)
                     state.setdefault(int(index), {})[slot] = value
             opt.load_state_dict({"state": state, "param_groups": groups[name]})
-            _match_layouts(opt)
+            match_layouts(opt)
         except (ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError) as exc:
             raise CheckpointError(f"{checkpoint.path}: the {name} optimizer state does not fit "
                                   f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,27 @@ def write_step_checkpoint(run_dir: RunDir, step: int, model, meta: dict[str, Any
     Raises OSError when the disk refuses; the earlier checkpoints stay intact.
     """
     path = run_dir.checkpoints / f"step-{step:08d}.safetensors"
+    prune_step_checkpoints(run_dir, max(keep - 1, 1))  # room first: never more than ``keep`` files, even after a kill
     ckpt.save_checkpoint(path, model, meta, extra)
+    _fault_point("after_checkpoint_rename", step)
     replace_with_link(path, run_dir.latest)
-    for old in run_dir.step_checkpoints()[:-keep]:
-        with contextlib.suppress(OSError):
-            old.unlink()
+    prune_step_checkpoints(run_dir, keep)
     return path
+
+
+def prune_step_checkpoints(run_dir: RunDir, keep: int, spare: Path | None = None) -> None:
+    """Delete the oldest step files beyond the newest ``keep`` (never ``spare``, the one a run resumed from)."""
+    for old in run_dir.step_checkpoints()[:-keep]:
+        if old != spare:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def _fault_point(name: str, step: int) -> None:
+    """For tests only: ``GANBENCH_FAULT=<name>`` (or ``<name>@<step>``) kills the process here, as a kill -9
+    at this instant would."""
+    if os.environ.get("GANBENCH_FAULT") in (name, f"{name}@{step}"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def replace_with_link(source: Path, target: Path) -> None:

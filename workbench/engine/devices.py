@@ -20,7 +20,13 @@ def pick_device(requested: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
+        raise ConfigError(f"--device {requested} was asked for, but PyTorch sees no CUDA GPU here.")
+    if requested.startswith("cuda:") and not requested[5:].isdigit():
+        raise ConfigError(f'--device must be auto, cpu, cuda, cuda:N or mps; got "{requested}".')
+    if requested.startswith("cuda:") and int(requested[5:]) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(f"--device {requested} was asked for, but PyTorch sees {count} CUDA GPU"
+                          f"{'' if count == 1 else 's'} here (cuda:0 to cuda:{count - 1}).")
     if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("--device mps was asked for, but this PyTorch has no MPS support here.")
     return torch.device(requested)
@@ -34,6 +40,14 @@ def describe_device(device: torch.device) -> str:
         threads = torch.get_num_threads()
         return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
     return device.type
+
+
+def memory_in_use(device: torch.device) -> dict[str, float]:
+    """The GPU memory in use (and its peak), in MiB, on CUDA; nothing elsewhere."""
+    if device.type != "cuda":
+        return {}
+    return {"gpu_memory_mb": round(torch.cuda.memory_allocated(device) / 2**20, 1),
+            "gpu_peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
 
 
 def cpu_name() -> str:

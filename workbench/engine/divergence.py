@@ -11,6 +11,7 @@ checkpoint is never written. ``StepGuard`` undoes a single bad step for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -49,16 +50,21 @@ class LossWindow:
         self.values[self.count] = values
         self.count += 1
 
-    def summarize(self, model) -> WindowSummary:
-        """Means, the first non-finite step and the weights' health in one host sync; empties the window."""
+    def summarize(self, model, average: Callable[[torch.Tensor], torch.Tensor] | None = None) -> WindowSummary:
+        """Means, the first non-finite step and the weights' health in one host sync; empties the window.
+
+        :param average: under torchrun, averages the packed summary over the ranks (the interval's one
+            collective): the means become the job's, and a step or weight counts as finite only if it is
+            finite on every rank (the average of the 0/1 flags is 1).
+        """
         count, width = self.count, self.values.shape[1]
         window = self.values[:count]
         packed = torch.cat([window.mean(0) if count else torch.zeros(width, device=window.device),
                             torch.isfinite(window).all(1).float(), finite_weights(model).float().view(1)])
-        numbers = packed.tolist()
+        numbers = (average(packed) if average is not None else packed).tolist()
         self.count = 0
-        bad = [i for i, ok in enumerate(numbers[width:width + count]) if not ok]
-        return WindowSummary(count, numbers[:width], bad[0] if bad else None, bool(numbers[-1]))
+        bad = [i for i, ok in enumerate(numbers[width:width + count]) if ok < 1]
+        return WindowSummary(count, numbers[:width], bad[0] if bad else None, numbers[-1] >= 1)
 
 
 class StepGuard:
@@ -68,8 +74,9 @@ class StepGuard:
     step, so it is used only when the run asks for ``on_nan=skip``.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, agree: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.model = model
+        self.agree = agree  # under torchrun: the verdict of every rank together, so all keep or undo the step
         self.saved: list[torch.Tensor] = []
         self.live: list[torch.Tensor] = []
         self.slot_counts: list[int] = []
@@ -97,7 +104,8 @@ class StepGuard:
     @torch.no_grad()
     def accept(self, values: torch.Tensor) -> bool:
         """Keep the step if its losses and the new weights are finite; otherwise undo it and return False."""
-        if bool((torch.isfinite(values).all() & finite_weights(self.model)).item()):
+        verdict = (torch.isfinite(values).all() & finite_weights(self.model)).float()
+        if (self.agree(verdict) if self.agree is not None else verdict).item() >= 1:
             self.in_a_row = 0
             return True
         torch._foreach_copy_(self.live, self.saved)

@@ -42,7 +42,9 @@ class EventFanOut:
             try:
                 impl.function(run=run, **kwargs)
             except Exception as exc:
-                self.emit("warning", message=f'Plugin "{impl.plugin_name}" failed in {hook}: {type(exc).__name__}: {exc}')
+                with contextlib.suppress(OSError):  # a full disk refuses the log line; the listeners still heard it
+                    self.emit("warning",
+                              message=f'Plugin "{impl.plugin_name}" failed in {hook}: {type(exc).__name__}: {exc}')
 
     def close(self) -> None:
         if self.log is not None:

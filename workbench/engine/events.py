@@ -52,8 +52,11 @@ class EventLog:
         data = ("\n" + line if self._torn else line).encode("utf-8")
         self._torn = True  # until the whole line is down: a failed write leaves a torn line behind
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:  # name the file: "No space left on device" alone does not say where
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self._torn = False
         return event
 

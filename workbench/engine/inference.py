@@ -1,4 +1,8 @@
-"""Using a finished checkpoint: rebuild its model from the metadata and draw samples. No dataset needed."""
+"""Using a finished checkpoint: rebuild its model from the metadata and draw samples. No dataset needed.
+
+The checkpoint carries the class names of a conditional model's dataset, so the
+classes can be named on another machine without the dataset.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,15 @@ from pathlib import Path
 import torch
 
 from workbench.engine import checkpoint as ckpt
+from workbench.engine.conditioning import balanced_labels, class_grid, resolve_class
 from workbench.engine.devices import pick_device
-from workbench.engine.rundir import RunDir
+from workbench.engine.memory import check_fits
+from workbench.engine.rundir import resolve_checkpoint
 from workbench.engine.samples import generate
-from workbench.errors import CheckpointError
+from workbench.errors import CheckpointError, ConfigError
+from workbench.model import needs_labels
 from workbench.plugins import PluginSet
-
-
-def resolve_checkpoint(path: Path) -> Path:
-    """A checkpoint file, or the latest checkpoint of a run directory."""
-    path = Path(path)
-    if path.is_dir():
-        newest = RunDir(path).newest_checkpoint()
-        if newest is None:
-            raise CheckpointError(f"{path} holds no checkpoint.")
-        return newest
-    return path
+from workbench.registry import DataInfo
 
 
 def load_model(path: Path, plugins: PluginSet, device: str = "auto"):
@@ -30,10 +27,13 @@ def load_model(path: Path, plugins: PluginSet, device: str = "auto"):
     checkpoint = ckpt.load_checkpoint(resolve_checkpoint(path))
     meta = checkpoint.meta
     spec = plugins.registry.model(meta["model"])
+    ckpt.check_against_model(meta, spec, checkpoint.path)
     target = pick_device(device)
-    image_shape = tuple(int(v) for v in meta["image_shape"])
+    channels, size = int(meta["image_shape"][0]), int(meta["image_shape"][1])
+    info = DataInfo(channels, size, meta.get("classes", ()))
+    _check_size_first(checkpoint, spec, info, target)
     try:
-        model = spec.build(dict(meta["hyperparams"]), image_shape)
+        model = spec.build(dict(meta["hyperparams"]), info)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{checkpoint.path}: its hyper-parameters do not build a {meta['model']} ({exc}).") from None
     ckpt.restore_networks(checkpoint, model)
@@ -42,10 +42,59 @@ def load_model(path: Path, plugins: PluginSet, device: str = "auto"):
     return model, checkpoint
 
 
+def _check_size_first(checkpoint: ckpt.Checkpoint, spec, image_shape, device: torch.device) -> None:
+    """Build the model on the ``meta`` device (no memory) to compare its weights with the checkpoint's and
+    to refuse a model too large for the device, before the real build allocates anything."""
+    try:
+        with torch.device("meta"):
+            probe = spec.build(dict(checkpoint.meta["hyperparams"]), image_shape)
+    except Exception:  # a plugin whose build needs real tensors: the real build's own checks follow
+        return
+    ckpt.check_networks(checkpoint, probe)
+    weights = sum(p.numel() * p.element_size() for net in probe.networks.values() for p in net.parameters())
+    check_fits(weights, f"The model in {checkpoint.path}", device)
+
+
 def sample_images(path: Path, plugins: PluginSet, n: int, seed: int = 0, device: str = "auto") -> torch.Tensor:
-    """``n`` images in [-1, 1] from the checkpoint at ``path``; the same seed gives the same noise on any device."""
-    model, _ = load_model(path, plugins, device)
-    target = next(iter(model.networks.values()))
-    first = next(target.parameters())
+    """``n`` images in [-1, 1] from the checkpoint at ``path``; the same seed gives the same noise on any device.
+    A conditional model draws the classes in turn (0, 1, ..., 0, 1, ...)."""
+    return draw_samples(path, plugins, n, seed, device).images
+
+
+class Drawn:
+    """Images drawn from a checkpoint and how to lay them out: ``per_row`` images per row (None: a square
+    grid); ``rows``: the class of each row of a class-per-row grid, the one class drawn, or empty."""
+
+    def __init__(self, images: torch.Tensor, per_row: int | None = None, rows: tuple[str, ...] = ()):
+        self.images, self.per_row, self.rows = images, per_row, rows
+
+
+def draw_samples(path: Path, plugins: PluginSet, n: int, seed: int = 0, device: str = "auto",
+                 class_name: str | None = None, by_class: bool = False) -> Drawn:
+    """``n`` images from the checkpoint at ``path``.
+
+    :param class_name: a conditional model draws only this class (its name or index).
+    :param by_class: a conditional model draws one row per class (as the run's grids), ``int(sqrt(n))`` per row.
+    """
+    model, checkpoint = load_model(path, plugins, device)
+    return draw_from(model, checkpoint, n, seed, class_name, by_class)
+
+
+def draw_from(model, checkpoint: ckpt.Checkpoint, n: int, seed: int = 0, class_name: str | None = None,
+              by_class: bool = False) -> Drawn:
+    """``n`` images from a model ``load_model`` rebuilt (see ``draw_samples``)."""
+    first = next(next(iter(model.networks.values())).parameters())
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(first.device)
-    return generate(model, z)
+    if not needs_labels(model):
+        if class_name is not None:
+            raise ConfigError(f'Model "{checkpoint.meta["model"]}" is not conditional; --class needs a model that '
+                              f"draws a chosen class.")
+        return Drawn(generate(model, z))
+    classes = tuple(checkpoint.meta.get("classes") or (str(i) for i in range(model.n_classes)))
+    if class_name is not None:
+        label = resolve_class(class_name, classes)
+        return Drawn(generate(model, z, torch.full((n,), label, device=z.device)), None, (classes[label],))
+    if by_class:
+        grid_z, labels, per_row = class_grid(z, model.n_classes)
+        return Drawn(generate(model, grid_z, labels), per_row, classes[:int(labels.max()) + 1])
+    return Drawn(generate(model, z, balanced_labels(n, model.n_classes, z.device)))

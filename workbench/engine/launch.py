@@ -1,21 +1,25 @@
 """Starting training runs as detached processes, and finding the runs still training.
 
-The workbench never trains in its own process: it starts ``python -m workbench run``
-in a session of its own, so the run survives the app closing or the SSH
-connection dropping, and then watches the run directory like any other reader.
-The process's console output goes to ``console.log`` in the run directory
-(before the directory exists, to ``<runs>/.launch/<name>.log``).
+The workbench never trains in its own process. It creates the run directory and
+its ``config.json`` itself (``create_run_dir``), then starts
+``python -m workbench run --config <run>/config.json`` in a session of its own,
+so the run survives the app closing or the SSH connection dropping, and watches
+the run directory like any other reader. The process's console output goes to
+``console.log`` in the run directory.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.engine.rundir import RunDir, list_runs
+from workbench.config import RunConfig
+from workbench.engine.rundir import RunDir, create_run_dir, list_runs
+from workbench.errors import GanbenchError
 
 ACTIVE = ("running", "paused")
 CONSOLE_LOG = "console.log"
@@ -23,31 +27,38 @@ CONSOLE_LOG = "console.log"
 
 @dataclass
 class Launched:
-    """A ``ganbench run`` process this session started, and where its run directory will be."""
+    """A ``ganbench run`` process this session started, and its run directory.
+
+    :param prepared: this session created the run directory for the process (a new run, not a resume).
+    """
 
     process: subprocess.Popen
     run_dir: RunDir
     log: Path
     events_at_start: int = 0
+    prepared: bool = False
+    error: str | None = None
 
     def poll(self) -> int | None:
-        """Reap the process if it ended (its exit code, else None); move its console log into the run directory."""
+        """Reap the process if it ended: its exit code, else None.
+
+        A new run refused in one sentence before training leaves no folder behind, as ``ganbench run`` does
+        when it cannot start: the sentence is kept here (``failure``) and the folder made for the run is removed.
+        Any other early end keeps the folder, for its ``console.log``.
+        """
         code = self.process.poll()
-        target = self.run_dir.path / CONSOLE_LOG
-        if self.log != target and self.run_dir.config.is_file():
-            try:
-                os.replace(self.log, target)
-                self.log = target
-            except OSError:
-                pass
+        if code is None or code == 0 or self.error is not None or _size(self.run_dir.events) > self.events_at_start:
+            return code
+        sentence = last_error(self.log)
+        if sentence is not None and self.prepared and _never_started(self.run_dir):
+            shutil.rmtree(self.run_dir.path, ignore_errors=True)
+        self.error = sentence or f"The run process exited with code {code}; its output is in {self.log}."
         return code
 
     def failure(self) -> str | None:
         """Why the process ended before training (one sentence), or None while it runs or once it trained."""
-        code = self.poll()
-        if code is None or code == 0 or _size(self.run_dir.events) > self.events_at_start:
-            return None
-        return last_error(self.log) or f"The run process exited with code {code}; its output is in {self.log}."
+        self.poll()
+        return self.error
 
 
 def _size(path: Path) -> int:
@@ -69,26 +80,35 @@ def last_error(log: Path) -> str | None:
     return None
 
 
-def _start(args: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
-    log.parent.mkdir(parents=True, exist_ok=True)
+def _never_started(run_dir: RunDir) -> bool:
+    """True while the engine has written nothing into ``run_dir``: no state, no events, no grid, no checkpoint."""
+    return not (run_dir.state.exists() or run_dir.events.exists() or any(run_dir.samples.glob("*"))
+                or any(run_dir.checkpoints.glob("*")))
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("NO_COLOR", None)  # the run writes plain lines to a file anyway
     with open(log, "ab") as output:
         return subprocess.Popen([sys.executable, "-m", "workbench", "run", *args], stdin=subprocess.DEVNULL,
-                                stdout=output, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                                stdout=output, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)  # its own session: no SIGHUP when the terminal goes
 
 
-def launch_run(args: list[str], runs_dir: Path, name: str) -> Launched:
-    """Start ``ganbench run ARGS --name NAME --runs-dir RUNS_DIR`` detached from this process.
+def launch_run(config: RunConfig) -> Launched:
+    """Create the run directory of ``config`` and start ``ganbench run --config <run>/config.json`` detached.
 
-    :param args: the other ``ganbench run`` arguments, e.g. ``["--plugin", "mlp_gan", "--steps", "100"]``.
+    :param config: a validated configuration; without a ``name`` the run gets ``model-dataset-time``.
+    Raises ConfigError or GanbenchError (one sentence) when the run folder cannot be created.
     """
-    runs_dir = Path(runs_dir).absolute()
-    log = runs_dir / ".launch" / f"{name}.log"
-    log.unlink(missing_ok=True)
-    process = _start([*args, "--name", name, "--runs-dir", str(runs_dir)], log)
-    return Launched(process, RunDir(runs_dir / name), log)
+    run_dir = RunDir(create_run_dir(config).path.absolute())
+    log = run_dir.path / CONSOLE_LOG
+    try:
+        process = _start(["--config", str(run_dir.config)], log)
+    except OSError as exc:
+        shutil.rmtree(run_dir.path, ignore_errors=True)
+        raise GanbenchError(f"Cannot start the training process: {exc.strerror or exc}.") from None
+    return Launched(process, run_dir, log, prepared=True)
 
 
 def resume_run(run_path: Path, steps: int | None = None) -> Launched:
@@ -99,20 +119,11 @@ def resume_run(run_path: Path, steps: int | None = None) -> Launched:
     run_dir = RunDir(Path(run_path).absolute())
     extra = ["--steps", str(steps)] if steps is not None else []
     log = run_dir.path / CONSOLE_LOG
-    process = _start(["--resume", str(run_dir.path), *extra], log)
-    return Launched(process, run_dir, log, events_at_start=_size(run_dir.events))
+    events_at_start = _size(run_dir.events)
+    return Launched(_start(["--resume", str(run_dir.path), *extra], log), run_dir, log, events_at_start)
 
 
 def active_runs(root: Path) -> list[RunDir]:
     """The runs under ``root`` that are training or paused now (a process that died reads as crashed)."""
     return [run for run in list_runs(Path(root)) if run.status() in ACTIVE]
 
-
-def free_run_name(root: Path, base: str) -> str:
-    """``base``, or ``base-2``, ``base-3`` ... whichever names no existing folder under ``root``."""
-    root = Path(root)
-    name, attempt = base, 1
-    while (root / name).exists() or (root / ".launch" / f"{name}.log").exists():
-        attempt += 1
-        name = f"{base}-{attempt}"
-    return name

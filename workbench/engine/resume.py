@@ -8,9 +8,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from workbench.config import RunConfig, check_run_name
 from workbench.engine import checkpoint as ckpt
-from workbench.engine.rundir import RunDir
+from workbench.engine.checkpoint_files import prune_step_checkpoints, replace_with_link
+from workbench.engine.events import EventLog
+from workbench.engine.rundir import RunDir, last_event
 from workbench.errors import CheckpointError, ConfigError
 
 
@@ -35,6 +39,8 @@ def open_resume(path: Path) -> ResumePoint:
         folder = path.resolve().parent
         if folder.name == "checkpoints" and (folder.parent / "config.json").is_file():
             run_dir = RunDir(folder.parent)
+            if path.name == run_dir.latest.name:  # name the step file it links to, the checkpoint it really is
+                checkpoint.path = _step_file_of(run_dir, path) or checkpoint.path
             return ResumePoint(checkpoint, run_dir, _in_place(config_from_checkpoint(checkpoint), run_dir))
         return ResumePoint(checkpoint, None, config_from_checkpoint(checkpoint))
     if path.name == "checkpoints" and (path.parent / "config.json").is_file():
@@ -59,13 +65,58 @@ def open_resume(path: Path) -> ResumePoint:
 
 
 def _newest_first(run_dir: RunDir) -> list[Path]:
-    """The checkpoints to try: ``latest`` first where it is the newest step file, else the step files first."""
+    """The checkpoints to try: the step files, newest first, then ``latest`` where it is none of them.
+
+    ``latest`` is a hard link to the newest step file (unless a kill came between writing one and
+    linking), so the step file is what a resume names as the checkpoint it continues from.
+    """
     candidates = run_dir.step_checkpoints()[::-1]
-    if run_dir.latest.is_file():
-        # latest is a hard link to the newest step file, unless a kill came between writing one and linking
-        newest = bool(candidates) and os.path.samefile(run_dir.latest, candidates[0])
-        candidates.insert(0 if newest or not candidates else len(candidates), run_dir.latest)
+    if run_dir.latest.is_file() and _step_file_of(run_dir, run_dir.latest) is None:
+        candidates.append(run_dir.latest)
     return candidates
+
+
+def _step_file_of(run_dir: RunDir, path: Path) -> Path | None:
+    """The step file that ``path`` (``latest``) is a link to, if any."""
+    for step_file in run_dir.step_checkpoints()[::-1]:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(path, step_file):
+                return step_file
+    return None
+
+
+def reconcile(run_dir: RunDir, checkpoint: ckpt.Checkpoint, keep: int) -> list[str]:
+    """Make a run's files agree with the checkpoint it resumes from; return what was repaired, as sentences.
+
+    A kill between a checkpoint's rename and its record leaves a step file that ``events.jsonl`` and
+    ``state.json`` do not know, ``latest`` pointing at the one before, or one step file too many. Call it
+    with the run locked, before the resumed run starts.
+    """
+    repaired = []
+    if checkpoint.path.parent == run_dir.checkpoints and checkpoint.path.name.startswith("step-"):
+        if not (run_dir.latest.is_file() and os.path.samefile(run_dir.latest, checkpoint.path)):
+            replace_with_link(checkpoint.path, run_dir.latest)
+        prune_step_checkpoints(run_dir, keep, spare=checkpoint.path)
+    recorded = last_event(run_dir, "checkpoint")
+    if recorded is None or recorded.get("step", -1) < checkpoint.step:
+        log = EventLog(run_dir.events)
+        try:
+            log.write("checkpoint", step=checkpoint.step, epoch=int(checkpoint.meta.get("epoch", 0)),
+                      path=str(checkpoint.path), file=_relative(run_dir, checkpoint.path), reconciled=True)
+        finally:
+            log.close()
+        repaired.append(f"The checkpoint of step {checkpoint.step} ({checkpoint.path.name}) had been written but "
+                        f"not recorded (the process ended in between); it is recorded now.")
+    if run_dir.read_state().get("checkpoint_step") != checkpoint.step:
+        run_dir.write_state(step=checkpoint.step, checkpoint_step=checkpoint.step)
+    return repaired
+
+
+def _relative(run_dir: RunDir, path: Path) -> str:
+    try:
+        return run_dir.relative(path)
+    except ValueError:
+        return str(path)
 
 
 def check_steps_left(checkpoint: ckpt.Checkpoint, total_steps: int, run_dir: RunDir | None) -> None:
@@ -106,3 +157,23 @@ def _in_place(config: RunConfig, run_dir: RunDir) -> RunConfig:
     with contextlib.suppress(ConfigError):  # a folder renamed to something no new run could be called
         config.name = check_run_name(run_dir.path.name)
     return config
+
+
+def restore_position(run, checkpoint: ckpt.Checkpoint) -> None:
+    """Continue ``run`` from a checkpoint whose weights and optimizer moments are already loaded: the step, the
+    position in the data, the fixed noise and the random generators."""
+    meta, tensors = checkpoint.meta, checkpoint.tensors
+    run.step, run.epoch, run.batch = int(meta["step"]), int(meta.get("epoch", 0)), int(meta.get("batch", 0))
+    try:
+        fixed = tensors.get("fixed_noise")
+        if fixed is not None and fixed.dim() == 2 and fixed.shape[1] == run.model.latent_dim:
+            run.fixed_noise = fixed.float().to(run.device)
+        if meta.get("device") == run.device.type:  # generator states are device-specific
+            run.noise.set_state(tensors["rng/noise"])
+            torch.set_rng_state(tensors["rng/torch"])
+            if "rng/cuda" in tensors:
+                torch.cuda.set_rng_state(tensors["rng/cuda"], run.device)
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{checkpoint.path} holds unusable random-generator state ({exc}).") from None
+    run.resumed_from = str(checkpoint.path)
+    run.last_checkpoint_step = run.step

@@ -16,14 +16,20 @@ import torch
 from workbench.atomic import remove_temporaries, write_text_atomic
 from workbench.config import RunConfig, validate
 from workbench.engine import checkpoint as ckpt
+from workbench.engine.conditioning import check_labels_fit, data_info
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages, resize_uint8
 from workbench.engine.devices import compile_networks, pick_device, tune_backends
+from workbench.engine.distributed import (SINGLE, Ranks, average_gradients, broadcast_object, convert_sync_batch_norm,
+                                          job_device, rank_seed, share_start_state)
+from workbench.engine.follower import FollowerRun, FollowerRunDir
 from workbench.engine.emitter import Listener
 from workbench.engine.loading import load_images
 from workbench.engine.lock import acquire_run_lock
-from workbench.engine.resume import ResumePoint, check_image_shape, check_steps_left, open_resume
-from workbench.engine.rundir import RunDir, create_run_dir
+from workbench.engine.memory import check_data_fits, check_step_fits, memory_summary
+from workbench.engine.resume import (ResumePoint, check_image_shape, check_steps_left, open_resume, reconcile,
+                                     restore_position)
+from workbench.engine.rundir import RunDir, create_run_dir, discard_unstarted
 from workbench.engine.training import Run
 from workbench.errors import ConfigError, GanbenchError, PluginError
 from workbench.plugins import PluginSet
@@ -33,7 +39,8 @@ from workbench.validation import check_before_training
 
 def prepare_run(config: RunConfig | None, plugins: PluginSet, *, resume: Path | None = None,
                 control: RunControl | None = None, listeners: list[Listener] = (),
-                overrides: dict[str, Any] | None = None, in_folder: Path | None = None) -> Run:
+                overrides: dict[str, Any] | None = None, in_folder: Path | None = None,
+                ranks: Ranks = SINGLE) -> Run:
     """Build a ready-to-train ``Run`` for a new configuration, or from a run directory or checkpoint to resume.
 
     Resuming a run directory continues in it from its newest readable checkpoint (or from step 0 if it
@@ -43,6 +50,7 @@ def prepare_run(config: RunConfig | None, plugins: PluginSet, *, resume: Path | 
     :param overrides: with ``resume``, the fields to change (``steps``, ``device``, ``epochs``, ``data_root``).
     :param in_folder: a run folder a launcher (the workbench, a sweep) made with ``create_run_dir`` and has
         not started yet: the new run trains in it rather than in a folder of its own.
+    :param ranks: under torchrun, rank 0's place in the job: ``lead_job`` then gives the run to the others.
     """
     point = ResumePoint(None, None, config)
     lock = None
@@ -59,15 +67,17 @@ def prepare_run(config: RunConfig | None, plugins: PluginSet, *, resume: Path | 
     if point.run_dir is not None:  # before the slow part: refuse at once if another process trains it
         lock = acquire_run_lock(point.run_dir.path)
     try:
-        run = _build_run(config, plugins, point, control, listeners, continuing=resume is not None)
+        run = _build_run(config, plugins, point, control, listeners, continuing=resume is not None, ranks=ranks)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
     if lock is not None:
         run.lock = lock
-    if in_folder is not None:  # the flags given beside the launcher's file are part of the run's configuration
-        write_text_atomic(run.dir.config, json.dumps(config.to_dict(), indent=2))
+    job = {"distributed": {"world_size": ranks.world, "batch_per_rank": run.data.batch_size}} \
+        if ranks.distributed else {}  # how the job was shared out, for readers (RunConfig ignores it)
+    if in_folder is not None or job:  # the flags given beside the launcher's file are part of the configuration
+        write_text_atomic(run.dir.config, json.dumps({**config.to_dict(), **job}, indent=2))
     return run
 
 
@@ -80,8 +90,46 @@ def _unstarted_folder(path: Path) -> RunDir:
     return run_dir
 
 
+def lead_job(run: Run) -> None:
+    """Rank 0 of a torchrun job: tell the other ranks what to build, then give them its weights and position.
+    ``refuse_job`` instead when rank 0 could not prepare the run."""
+    if run.ranks.distributed:
+        broadcast_object({"config": run.config.to_dict(), "dir": str(run.dir.path)}, run.ranks)
+        _share_start(run)
+
+
+def refuse_job(ranks: Ranks) -> None:
+    """Rank 0 could not prepare the run (it says why): the other ranks end without a word."""
+    if ranks.distributed:
+        broadcast_object(None, ranks)
+
+
+def follow_job(plugins: PluginSet, control: RunControl, ranks: Ranks) -> Run | None:
+    """A rank other than 0: build the run rank 0 announces and start from its state; None if rank 0 gave up."""
+    offer = broadcast_object(None, ranks)
+    if offer is None:
+        return None
+    config = RunConfig.from_dict(offer["config"])
+    run = _build_run(config, plugins, ResumePoint(None, None, config), control, [], continuing=False, ranks=ranks,
+                     follower_dir=Path(offer["dir"]))
+    _share_start(run)
+    return run
+
+
+def _share_start(run: Run) -> None:
+    position = {"step": run.step, "epoch": run.epoch, "batch": run.batch, "resumed_from": run.resumed_from,
+                "last_checkpoint_step": run.last_checkpoint_step}
+    position = share_start_state(run.model, position, run.ranks)
+    if not run.ranks.leader:
+        for key, value in position.items():
+            setattr(run, key, value)
+        seed = rank_seed(run.config.seed, run.ranks.rank) + run.step  # a resumed follower draws fresh noise
+        run.noise.manual_seed(seed)
+        torch.manual_seed(seed)
+
+
 def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, control: RunControl | None,
-               listeners, continuing: bool) -> Run:
+               listeners, continuing: bool, ranks: Ranks = SINGLE, follower_dir: Path | None = None) -> Run:
     checkpoint, run_dir = point.checkpoint, point.run_dir
     validate(config, plugins.registry)
     spec = plugins.registry.model(config.model)
@@ -91,24 +139,39 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         raise
     except Exception as exc:
         raise PluginError(f'The loss "{config.loss}" could not be built: {type(exc).__name__}: {exc}.') from None
-    device = pick_device(config.device)
+    device = pick_device(job_device(config.device, ranks))
     tune_backends(device, config.engine)
     image_size = config.hyperparams.get("image_size", 28)
     data = load_images(config, plugins, image_size)
+    data_bytes = check_data_fits(data.images, image_size, device, config.dataset)  # refuse before the copy
     images = resize_uint8(data.images.to(device), image_size)
-    image_shape = (int(images.shape[1]), image_size, image_size)
+    info = data_info(data, int(images.shape[1]), image_size)  # the image shape (C, H, W), with the classes
+    image_shape = info.image_shape
     torch.manual_seed(config.seed)
     try:
-        model = spec.build(dict(config.hyperparams), image_shape)
+        model = spec.build(dict(config.hyperparams), info)
     except GanbenchError:
         raise
     except Exception as exc:  # ValueError from the plugin's own checks, or a plugin bug: one sentence either way
         raise ConfigError(f"{config.model} cannot be built with these settings: {type(exc).__name__}: {exc}.") from None
+    check_labels_fit(model, info, data, config.model, config.dataset)  # a conditional model needs labels
     model.to(device)
     model.make_optimizers()
     compile_networks(model, config.engine["compile"])
-    batches = DeviceImages(images, config.hyperparams["batch_size"], device, config.seed, model.channels_last)
+    labels = data.labels if model.batch_fields else None  # on the device only for a model that takes them
+    batches = DeviceImages(images, config.hyperparams["batch_size"], device, config.seed, model.channels_last, labels,
+                           rank=ranks.rank, world=ranks.world)
     check_before_training(plugins.registry, config, model, loss, batches, image_shape)  # blames a broken plugin
+    trial = batches.order(0)[:4].to(device)
+    step_need = check_step_fits(model, loss, batches.take(trial), batches.batch_size, device,
+                                batches.fields(trial, model.batch_fields))
+    memory_note = memory_summary(data_bytes + step_need + _weight_bytes(model), device)
+    if config.engine["sync_bn"]:  # after the check: its trial step runs on one rank's copy, without collectives
+        convert_sync_batch_norm(model, device, ranks)
+    average_gradients(model, ranks)
+    if follower_dir is not None:
+        return FollowerRun(config, plugins, FollowerRunDir(follower_dir), device, model, loss, batches, info,
+                           control or RunControl(), [], data.source, None, ranks)
     if checkpoint is not None:  # a checkpoint that does not fit is refused before any folder is created
         check_image_shape(checkpoint, image_shape)
         ckpt.restore_networks(checkpoint, model)
@@ -121,19 +184,28 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         run_dir = create_run_dir(config)
         lock = acquire_run_lock(run_dir.path)
     try:
-        run = Run(config, plugins, run_dir, device, model, loss, batches, image_shape,
-                  control or RunControl(run_dir.requests), list(listeners), data.source, evaluate_during_training)
+        run = Run(config, plugins, run_dir, device, model, loss, batches, info,
+                  control or RunControl(run_dir.requests), list(listeners), data.source, evaluate_during_training,
+                  ranks)
         run.lock = lock
+        run.memory_note = memory_note
         if checkpoint is not None:
-            run.restore_position(checkpoint)
+            restore_position(run, checkpoint)
         if continuing and point.run_dir is not None:  # resuming in place: say how it had ended, tidy what a kill left
             status = run_dir.read_state().get("status", "unknown")
             run.previous_status = "crashed" if status in ("running", "paused") else status
             run.resume_warnings = list(point.warnings)
             for folder in (run_dir.checkpoints, run_dir.samples, run_dir.path):
                 remove_temporaries(folder)
-    except BaseException:
+            if checkpoint is not None:  # a kill between a checkpoint and its record: make the files agree
+                run.resume_warnings += reconcile(run_dir, checkpoint, config.engine["keep_checkpoints"])
+    except BaseException:  # a run that could not start (even on Ctrl-C) leaves no folder of its own behind
         if lock is not None:
             lock.release()
+            discard_unstarted(run_dir)
         raise
     return run
+
+
+def _weight_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for net in model.networks.values() for p in net.parameters())

@@ -19,11 +19,13 @@ from typing import Any, Callable
 import torch
 
 from workbench.config import RunConfig
-from workbench.engine import checkpoint as ckpt
 from workbench.engine.checkpoint_files import write_step_checkpoint
+from workbench.engine.conditioning import draw_grid, grid_rows, grid_rows_note
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages
-from workbench.engine.devices import autocast_context, describe_device
+from workbench.engine.devices import autocast_context, describe_device, memory_in_use
+from workbench.engine.distributed import (SINGLE, DistributedError, Lockstep, Ranks, all_agree, batch_norm_on_this_rank,
+                                          graphs_in_job, rank_seed)
 from workbench.engine.divergence import MAX_SKIPS_IN_A_ROW, FailureWatch, LossWindow, StepGuard
 from workbench.engine.emitter import EventFanOut, Listener
 from workbench.engine.events import Event, EventLog
@@ -31,8 +33,9 @@ from workbench.engine.graphs import GraphedStep, use_graphs
 from workbench.engine.lock import RunLock
 from workbench.engine.rundir import RunDir
 from workbench.engine.schedule import Due, LogClock
-from workbench.engine.samples import GridWriter, generate
-from workbench.errors import CheckpointError, DiskError, GanbenchError
+from workbench.engine.samples import GridWriter
+from workbench.errors import DiskError, GanbenchError
+from workbench.model import needs_labels
 from workbench.plugins import PluginSet
 from workbench.training_metrics import METRIC_KEYS
 
@@ -40,20 +43,23 @@ Evaluator = Callable[["Run"], float]  # computes quality metrics now, emits an `
 
 
 class Run:
-    """A prepared run. Attributes a plugin may read: ``config``, ``dir``, ``step``, ``epoch``, ``device``."""
+    """A prepared run. Attributes a plugin may read: ``config``, ``dir``, ``step``, ``epoch``, ``device``, and
+    ``ranks`` (under torchrun: this process's ``rank`` of ``world``; one process is rank 0 of 1)."""
 
     def __init__(self, config: RunConfig, plugins: PluginSet, run_dir: RunDir, device: torch.device,
                  model, loss, data: DeviceImages, image_shape: tuple[int, int, int], control: RunControl,
-                 listeners: list[Listener], dataset_source: str, evaluate: Evaluator | None = None):
-        self.config, self.plugins, self.dir, self.device = config, plugins, run_dir, device
+                 listeners: list[Listener], dataset_source: str, evaluate: Evaluator | None = None,
+                 ranks: Ranks = SINGLE):
+        self.config, self.plugins, self.dir, self.device, self.ranks = config, plugins, run_dir, device, ranks
         self.model, self.loss, self.data, self.image_shape = model, loss, data, image_shape
+        self.classes: tuple[str, ...] = tuple(getattr(image_shape, "classes", ()))  # image_shape is a DataInfo
         self.control, self.dataset_source, self.evaluate = control, dataset_source, evaluate
         self.events = EventFanOut(plugins.manager.hook, listeners)
         self.listeners = self.events.listeners  # the console and the workbench add theirs here
         self.step = self.epoch = self.batch = 0
         self.resumed_from: str | None = None
         self.spec = plugins.registry.model(config.model)
-        self.noise = torch.Generator(device=device).manual_seed(config.seed)
+        self.noise = torch.Generator(device=device).manual_seed(rank_seed(config.seed, ranks.rank))
         model.noise = self.noise
         self.fixed_noise = torch.randn(config.engine["sample_count"], model.latent_dim,
                                        generator=torch.Generator().manual_seed(config.seed + 1)).to(device)
@@ -64,10 +70,14 @@ class Run:
         self.previous_status: str | None = None  # when resuming: how the run had ended ("crashed" after kill -9)
         self.resume_warnings: list[str] = []
         self.end_message = ""
+        self.unrecorded: list[Path] = []  # the files the end of the run could not be written to (a full disk)
         self.watch = FailureWatch(getattr(loss, "name", config.loss))  # a loss derived from bce shares its scale
         self.skipped: list[int] = []  # steps undone by on_nan=skip since the last log
         self.grids = GridWriter()  # sample grids are encoded and written while training goes on
+        self.memory_note: str | None = None  # the build's memory estimate, for the out-of-memory sentence
         self.graphed = use_graphs(config.engine["cuda_graphs"], device, model)  # the step as one CUDA graph
+        self.lockstep: Lockstep | None = None  # under torchrun: every rank's decisions taken together
+        self.graphed, self.graphs_warning = graphs_in_job(self.graphed, ranks)
 
     @property
     def log(self) -> EventLog | None:
@@ -85,7 +95,7 @@ class Run:
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"model": self.config.model, "model_version": self.spec.version, "dataset": self.config.dataset,
                 "loss": self.config.loss, "hyperparams": self.config.hyperparams, "image_shape": list(self.image_shape),
-                "latent_dim": self.model.latent_dim, "step": self.step, "epoch": self.epoch, "batch": self.batch,
+                "latent_dim": self.model.latent_dim, "classes": list(self.classes), "step": self.step, "epoch": self.epoch, "batch": self.batch,
                 "device": self.device.type, "config": self.config.to_dict(), "time": round(time.time(), 3)}
 
     def save_checkpoint(self) -> Path:
@@ -111,7 +121,9 @@ class Run:
     def save_samples(self) -> None:
         """Start writing the fixed-noise grid of this step in the background; ``collect_samples`` reports it."""
         path = self.dir.samples / f"step-{self.step:08d}.png"
-        self.grids.submit(generate(self.model, self.fixed_noise), path, self.step, self.epoch)
+        with batch_norm_on_this_rank(self.model):  # rank 0 alone draws the grid: no SyncBatchNorm collective
+            images, per_row = draw_grid(self.model, self.fixed_noise)
+        self.grids.submit(images, path, self.step, self.epoch, per_row)
         self.last_sample_step = self.step
 
     def collect_samples(self, wait: bool = False) -> None:
@@ -133,25 +145,6 @@ class Run:
         if self.last_checkpoint_step is None:
             return "no checkpoint had been written yet"
         return f"the checkpoint of step {self.last_checkpoint_step} is intact"
-
-    def restore_position(self, checkpoint: ckpt.Checkpoint) -> None:
-        """Continue from a checkpoint whose weights and optimizer moments are already loaded: the step, the
-        position in the data, the fixed noise and the random generators."""
-        meta, tensors = checkpoint.meta, checkpoint.tensors
-        self.step, self.epoch, self.batch = int(meta["step"]), int(meta.get("epoch", 0)), int(meta.get("batch", 0))
-        try:
-            fixed = tensors.get("fixed_noise")
-            if fixed is not None and fixed.dim() == 2 and fixed.shape[1] == self.model.latent_dim:
-                self.fixed_noise = fixed.float().to(self.device)
-            if meta.get("device") == self.device.type:  # generator states are device-specific
-                self.noise.set_state(tensors["rng/noise"])
-                torch.set_rng_state(tensors["rng/torch"])
-                if "rng/cuda" in tensors:
-                    torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
-        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{checkpoint.path} holds unusable random-generator state ({exc}).") from None
-        self.resumed_from = str(checkpoint.path)
-        self.last_checkpoint_step = self.step
 
     # -- the run ------------------------------------------------------------
     def train(self) -> str:
@@ -176,30 +169,44 @@ class Run:
             self.events.log = EventLog(self.dir.events)
             self.dir.write_state(status="running", pid=os.getpid(), host=socket.gethostname(), step=self.step,
                                  total_steps=self.total_steps, resumed_from=self.resumed_from,
-                                 resumes=self.dir.read_state().get("resumes", 0) + (self.previous_status is not None))
+                                 resumes=self.dir.read_state().get("resumes", 0) + (self.previous_status is not None),
+                                 world_size=self.ranks.world)
             self.emit("run_start", step=self.step, epoch=self.epoch, total_steps=self.total_steps,
-                      steps_per_epoch=self.data.steps_per_epoch, batch_size=self.data.batch_size,
+                      steps_per_epoch=self.data.steps_per_epoch, batch_size=self.data.global_batch_size,
                       dataset_size=int(self.data.images.shape[0]), dataset_source=self.dataset_source,
                       device=describe_device(self.device), image_shape=list(self.image_shape),
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
-                      previous_status=self.previous_status)
-            for warning in self.resume_warnings:
+                      previous_status=self.previous_status, classes=list(self.classes),
+                      conditional=needs_labels(self.model), grid_rows=grid_rows(self.model, self.classes),
+                      **self._job_fields())
+            for warning in self.resume_warnings + ([self.graphs_warning] if self.graphs_warning else []):
                 self.emit("warning", message=warning)
+            if needs_labels(self.model) and grid_rows_note(self.classes):
+                self.emit("warning", message=grid_rows_note(self.classes))
         except OSError as exc:
             self._release()
             raise DiskError(f"Cannot write to the run directory {self.dir.path}: {exc.strerror or exc}.") from None
+
+    def _job_fields(self) -> dict[str, int]:
+        """``world_size`` and ``batch_per_rank`` of a torchrun job (``batch_size`` is the whole job's)."""
+        data = self.data
+        return {"world_size": data.world, "batch_per_rank": data.batch_size} if self.ranks.distributed else {}
 
     def _loop_or_failure(self) -> tuple[str, str]:
         """The loop's own ending, or the one sentence that says how it failed."""
         try:
             return self._loop()
+        except DistributedError as exc:  # another rank died: say what is left
+            return "failed", f"{str(exc).rstrip('.')}; {self.checkpoint_note()}."
         except GanbenchError as exc:
             return "failed", str(exc)
         except OSError as exc:
-            return "failed", (f"Could not write to the run directory {self.dir.path} at step {self.step}: "
-                              f"{exc.strerror or exc}; {self.checkpoint_note()}.")
+            where = exc.filename or f"to the run directory {self.dir.path}"
+            return "failed", (f"Could not write {where} at step {self.step}: {exc.strerror or exc}; "
+                              f"{self.checkpoint_note()}.")
         except torch.cuda.OutOfMemoryError:
-            return "failed", (f"The GPU ran out of memory at step {self.step}; try a smaller --batch-size "
+            figures = f" ({self.memory_note} when it started)" if self.memory_note else ""
+            return "failed", (f"The GPU ran out of memory at step {self.step}{figures}; try a smaller --batch-size "
                               f"({self.checkpoint_note()}).")
         except Exception as exc:
             message = f"Training failed at step {self.step}: {type(exc).__name__}: {exc}"
@@ -209,12 +216,15 @@ class Run:
 
     def _loop(self) -> tuple[str, str]:
         """For each batch of each epoch: (1) one training step, (2) whatever is due after it."""
-        engine, control = self.config.engine, self.control
+        engine = self.config.engine
         self.model.train()
         window = LossWindow(engine["log_every"], len(METRIC_KEYS), self.device)
-        guard = StepGuard(self.model) if engine["on_nan"] == "skip" else None
         train_step = self._step_function()
-        clock = LogClock(engine["log_every"], engine["log_seconds"], self.step)
+        if self.ranks.distributed:  # under torchrun one object is both, in step with the other ranks
+            self.lockstep = Lockstep(self.control, engine["log_every"], engine["log_seconds"], self.step, self.ranks)
+        clock = self.lockstep or LogClock(engine["log_every"], engine["log_seconds"], self.step)
+        control = self.lockstep or self.control
+        guard = StepGuard(self.model, all_agree if self.lockstep else None) if engine["on_nan"] == "skip" else None
         while self.step < self.total_steps:
             for idx in self.data.batch_indices(self.epoch, self.batch):
                 # (1) Train: both networks updated on this batch; its metrics stay on the device.
@@ -236,7 +246,7 @@ class Run:
                 due = Due.after(self.step, self.total_steps, engine, control, self.evaluate is not None)
                 # Losses and weights are read, and found finite, before a grid or checkpoint is made from them.
                 if due.write or due.end or clock.due(self.step, now, window.full):
-                    diverged = self._log_window(window, clock.since_step, now - clock.since_time)
+                    diverged = self._log_window(window, clock.since_step, now - clock.since_time, now)
                     clock.restart(self.step, now)
                     if diverged:
                         return "diverged", diverged
@@ -245,13 +255,14 @@ class Run:
                 if self.grids.pending:
                     self.collect_samples()
                 if due.eval:
-                    clock.since_time += self.evaluate(self)  # its seconds stay out of images/s
+                    with batch_norm_on_this_rank(self.model):  # rank 0 alone evaluates
+                        clock.since_time += self.evaluate(self)  # its seconds stay out of images/s
                 if due.checkpoint:
                     control.checkpoint_requested = False
                     self.collect_samples(wait=True)  # a grid the disk refused ends the run before a checkpoint
                     self.save_checkpoint()
                 if control.paused:
-                    self._wait_while_paused()
+                    self._wait_while_paused(control)
                 if due.end or control.stop_requested:
                     break
             if self.batch >= self.data.steps_per_epoch:
@@ -266,11 +277,12 @@ class Run:
         replayed as a CUDA graph when ``self.graphed``."""
         model, loss, data = self.model, self.loss, self.data
         autocast = autocast_context(self.device, self.config.engine["amp"], self.graphed)
+        fields = tuple(model.batch_fields)  # only what the model declared: an unconditional model gets none
 
         def step(idx: torch.Tensor) -> torch.Tensor:
             real = data.take(idx)
             with autocast:
-                metrics = model.train_step(real, loss)
+                metrics = model.train_step(real, loss, **data.fields(idx, fields))
             return torch.stack([metrics[k].float() for k in METRIC_KEYS])
 
         if not self.graphed:
@@ -279,14 +291,17 @@ class Run:
                            on_fallback=lambda message: self.emit("warning", message=message),
                            strict=self.config.engine["cuda_graphs"] == "on")
 
-    def _log_window(self, window: LossWindow, since_step: int, seconds: float) -> str | None:
-        """Emit the metrics of the steps since ``since_step``; return a divergence sentence, or None."""
-        summary = window.summarize(self.model)  # the one host sync per interval
+    def _log_window(self, window: LossWindow, since_step: int, seconds: float, now: float) -> str | None:
+        """Emit the metrics of the steps since ``since_step``; return a divergence sentence, or None.
+        Under torchrun the metrics are the ranks' average, and the requests travel with them."""
+        lockstep = self.lockstep
+        average = (lambda packed: lockstep.share(packed, self.step, now)) if lockstep else None
+        summary = window.summarize(self.model, average)  # the one host sync (and collective) per interval
         if summary.count:
-            rate = (self.step - since_step) * self.data.batch_size / max(seconds, 1e-9)
+            rate = (self.step - since_step) * self.data.global_batch_size / max(seconds, 1e-9)
             event = self.emit("metrics", step=self.step, epoch=self.epoch, batch=self.batch,
                               images_per_s=round(rate, 1), **dict(zip(METRIC_KEYS, summary.means)),
-                              **self._device_memory())
+                              **memory_in_use(self.device))
             self.notify("ganbench_metrics", metrics=event)
             warning = self.watch.update(self.step, summary.means[0], summary.means[1])
             if warning:
@@ -304,19 +319,14 @@ class Run:
                     f"{self.checkpoint_note()} (--set on_nan=skip skips such steps instead).")
         return None
 
-    def _device_memory(self) -> dict[str, float]:
-        """The GPU memory in use (and its peak), in MiB, on CUDA; nothing elsewhere."""
-        if self.device.type != "cuda":
-            return {}
-        return {"gpu_memory_mb": round(torch.cuda.memory_allocated(self.device) / 2**20, 1),
-                "gpu_peak_memory_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
-
-    def _wait_while_paused(self) -> None:
+    def _wait_while_paused(self, control) -> None:
         self.emit("paused", step=self.step)
         self.dir.write_state(status="paused", step=self.step)
-        while self.control.paused and not self.control.stop_requested:
-            time.sleep(0.05)
-            self.control.poll(time.monotonic())
+        while control.paused and not control.stop_requested:
+            time.sleep(0.05 if self.lockstep is None else control.local.interval)
+            control.poll(time.monotonic())
+            if self.lockstep is not None:  # every rank waits here; rank 0's resume or stop reaches all at once
+                self.lockstep.exchange_requests(self.step)
         self.dir.write_state(status="running", step=self.step)
         self.emit("resumed", step=self.step)
 
@@ -337,14 +347,18 @@ class Run:
             self.end_message = message
             # On a full disk these writes may fail too; the console has still been told, and the lock says the
             # process is gone, so the run reads as crashed and resumes from its last checkpoint.
-            with contextlib.suppress(Exception):
+            try:
                 self.emit("run_end", reason=reason, message=message, step=self.step, epoch=self.epoch,
                           checkpoint_step=self.last_checkpoint_step, **({"interrupted": True} if interrupted else {}))
+            except Exception:
+                self.unrecorded.append(self.dir.events)
             if not interrupted:
                 self.notify("ganbench_run_end", reason=reason)
-            with contextlib.suppress(Exception):
+            try:
                 self.dir.write_state(status=reason, step=self.step, message=message,
                                      checkpoint_step=self.last_checkpoint_step)
+            except Exception:
+                self.unrecorded.append(self.dir.state)
             self._release()
         return reason
 

@@ -21,11 +21,13 @@ class MetricContext:
     :param notes: sentences for people a metric may add (shown by ``ganbench eval``, stored in the event).
         What holds for every evaluation of an evaluator (which classifier, how the splits were made) is noted
         once, in its first evaluation: ``memo(key, lambda: ctx.notes.append(...), keep=True)``.
+    :param labels: the class each image was drawn for (int64 (N,)), for a conditional model; else None.
     """
 
     fake: torch.Tensor
     evaluator: Evaluator
     notes: list[str] = field(default_factory=list)
+    labels: torch.Tensor | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -79,6 +79,7 @@ class Evaluator:
                  metrics: Sequence[str] | None = None):
         self.plugins, self.config, self.image_size, self.device = plugins, config, image_size, device
         self.specs = select_metrics(plugins.registry, metrics)
+        self.named = bool(metrics)  # metrics named by the user are never skipped silently
         self.cache: dict[str, Any] = {}
         self._reference: Reference | None = None
         self.reference_seconds = 0.0
@@ -91,13 +92,22 @@ class Evaluator:
             self.reference_seconds = time.monotonic() - started
         return self._reference
 
-    def evaluate(self, images: torch.Tensor) -> EvalResult:
-        """Every selected metric of ``images`` (float in [-1, 1] or uint8, (N, C, H, W))."""
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> EvalResult:
+        """Every selected metric of ``images`` (float in [-1, 1] or uint8, (N, C, H, W)).
+
+        :param labels: the class each image was drawn for (a conditional model's samples); metrics that need
+            them (``MetricSpec.needs_labels``) are skipped without, or refused when named.
+        """
         started, loaded_before = time.monotonic(), self._reference is not None
-        ctx = MetricContext(to_uint8(images).cpu(), self)
+        ctx = MetricContext(to_uint8(images).cpu(), self, labels=None if labels is None else labels.cpu())
         metrics: dict[str, float] = {}
         errors: list[str] = []
         for spec in self.specs:
+            if spec.needs_labels and labels is None:
+                if self.named:
+                    raise GanbenchError(f'Metric "{spec.name}" needs samples drawn for given classes: a conditional '
+                                        f"model (cgan, acgan).")
+                continue
             try:
                 metrics[spec.name] = float(spec.compute(ctx))
             except GanbenchError:

@@ -13,6 +13,7 @@ import weakref
 
 import torch
 
+from workbench.engine.conditioning import sample_labels
 from workbench.engine.samples import generate
 from workbench.errors import GanbenchError
 from workbench.quality.evaluate import Evaluator
@@ -43,8 +44,9 @@ def evaluate_during_training(run) -> float:
         state = _STATE.get(run)
         if state is None:
             state = _STATE[run] = _Periodic(run)
-        images = generate(run.model, state.noise.to(run.device))
-        result = state.evaluator.evaluate(images)
+        labels = sample_labels(run.model, state.noise.shape[0], run.device)  # each class in turn, if conditional
+        images = generate(run.model, state.noise.to(run.device), labels)
+        result = state.evaluator.evaluate(images, labels)
         for error in result.errors:
             run.emit("warning", message=error)
         run.emit("eval", step=run.step, epoch=run.epoch, metrics=result.metrics, samples=result.samples,

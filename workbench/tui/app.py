@@ -16,12 +16,15 @@ from textual.worker import Worker
 
 from workbench.engine.control import send_request
 from workbench.engine.launch import Launched, active_runs
+from workbench.sweep.launch import launch_sweep
+from workbench.sweep.manifest import Sweep, list_sweeps, summarize_sweep
 from workbench.engine.rundir import RunDir
 from workbench.tui.screens.new_run import NewRunScreen
 from workbench.tui.screens.plugins import PluginsScreen
 from workbench.tui.screens.quit import QuitScreen
 from workbench.tui.screens.run import RunScreen
 from workbench.tui.screens.runs import RunsScreen
+from workbench.tui.screens.sweep import SweepScreen
 
 if TYPE_CHECKING:
     from workbench.plugins import PluginSet
@@ -56,10 +59,13 @@ class WorkbenchApp(App):
         self.set_interval(1.0, self._reap)
         if self.reattach:
             running = active_runs(self.runs_dir)  # newest first
+            sweeps = [s for s in list_sweeps(self.runs_dir) if summarize_sweep(s)["status"] == "running"]
             if running:
                 self.open_run(running[0])
-            if len(running) > 1:
-                self.notify(f"{len(running)} runs are training; Esc lists them all.")
+            elif sweeps:
+                self.open_sweep(sweeps[0])
+            if len(running) + len(sweeps) > 1:
+                self.notify(f"{len(running) + len(sweeps)} runs and sweeps are training; Esc lists them all.")
 
     async def get_plugins(self) -> PluginSet:
         """The loaded plugins, waiting for the background load if it is still going."""
@@ -81,6 +87,15 @@ class WorkbenchApp(App):
         """Push the run screen of ``run_dir``, replaying its history."""
         launched = launched or self.launched.get(run_dir.path)
         self.push_screen(RunScreen(run_dir, launched, poll_seconds=self.poll_seconds))
+
+    def open_sweep(self, sweep: Sweep) -> None:
+        """Push the sweep screen of ``sweep``."""
+        self.push_screen(SweepScreen(sweep, poll_seconds=max(self.poll_seconds, 1.0)))
+
+    def resume_sweep(self, sweep: Sweep) -> None:
+        """Continue a stopped sweep headless (``ganbench sweep --resume``), detached, and watch it."""
+        launch_sweep(["--resume", str(sweep.path)], sweep.path.parent / ".launch" / f"{sweep.path.name}.log")
+        self.open_sweep(sweep)
 
     async def action_new_run(self) -> None:
         self.push_screen(NewRunScreen(await self.get_plugins(), self.runs_dir))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-LOSS_SERIES = ("d_loss", "g_loss", "d_real", "d_fake")
-LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
+from workbench.training_metrics import METRIC_KEYS, METRIC_LABELS
+
 TAIL = 2000  # points kept per series: more than any terminal is wide
 LOG_LINES = 500
 MEMORY_FIELDS = ("gpu_memory_mb", "cuda_memory_mb", "memory_mb")
@@ -60,6 +60,7 @@ class RunSnapshot:
     sample_step: int | None = None
     log: tuple[LogLine, ...] = ()
     message: str = ""
+    grid_rows: tuple[str, ...] = ()  # a conditional model's grid: the class of each row, top to bottom
 
     @property
     def active(self) -> bool:
@@ -67,7 +68,7 @@ class RunSnapshot:
 
     def label(self, key: str) -> str:
         """The display name of a series: ``D loss`` for ``d_loss``; an eval metric keeps its own name."""
-        return LABELS.get(key, key)
+        return METRIC_LABELS.get(key, key)
 
 
 def _number(value: Any) -> float | None:
@@ -99,7 +100,7 @@ class RunState:
         self.name, self.run_path = name, run_path
         self.status = "starting"
         self.fields: dict[str, Any] = {}
-        self.series: dict[str, deque[float]] = {key: deque(maxlen=TAIL) for key in LOSS_SERIES}
+        self.series: dict[str, deque[float]] = {key: deque(maxlen=TAIL) for key in METRIC_KEYS}
         self.latest: dict[str, float] = {}
         self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.log_count = 0
@@ -125,6 +126,10 @@ class RunState:
                 handler(event)
             changed = True
         return changed
+
+    def set_config(self, config: dict) -> None:
+        """What the run's ``config.json`` says before its first event: its model, dataset and loss."""
+        self.fields.update({key: str(config[key]) for key in ("model", "dataset", "loss") if config.get(key)})
 
     def set_status(self, status: str, message: str | None = None) -> bool:
         """The status read from ``state.json`` (or a launch failure); return whether it changed."""
@@ -153,7 +158,8 @@ class RunState:
                            total_steps=int(event.get("total_steps") or 0),
                            steps_per_epoch=int(event.get("steps_per_epoch") or 0),
                            batch_size=int(event.get("batch_size") or 0), image_size=int(shape[-1]),
-                           step=int(event.get("step") or 0), epoch=int(event.get("epoch") or 0))
+                           step=int(event.get("step") or 0), epoch=int(event.get("epoch") or 0),
+                           grid_rows=tuple(event.get("grid_rows") or ()))
         spe = self.fields["steps_per_epoch"] or 1
         self.fields["batch"] = self.fields["step"] - self.fields["epoch"] * spe
         self.fields.pop("images_per_s", None)
@@ -165,7 +171,7 @@ class RunState:
         self._say(event, f"resumed at step {self.fields['step']:,}: {what}" if resumed else f"started: {what}")
 
     def _on_metrics(self, event: dict) -> None:
-        for key in LOSS_SERIES:
+        for key in METRIC_KEYS:
             value = _number(event.get(key))
             if value is not None:
                 self.series[key].append(value)
@@ -197,10 +203,7 @@ class RunState:
                              + ", ".join(shown))
 
     def _on_sample(self, event: dict) -> None:
-        path = Path(str(event.get("path", "")))
-        if self.run_path is not None and not path.is_absolute():
-            path = self.run_path / "samples" / path.name  # the writer's path is relative to its own cwd
-        self.sample, self.sample_step = path, event.get("step")
+        self.sample, self.sample_step = self._file(event), event.get("step")
         self._say(event, f"sample grid at step {int(event.get('step') or 0):,}")
 
     def _on_checkpoint(self, event: dict) -> None:
@@ -232,6 +235,14 @@ class RunState:
         self._say(event, f"{self.status}: {self.message}")
         self._close_segment()
 
+    def _file(self, event: dict) -> Path:
+        """The file an event names: its ``file``, relative to the run directory, so that a run copied elsewhere
+        still finds it; in a log written before events carried ``file``, the ``path`` where the writer put it."""
+        file = event.get("file")
+        if isinstance(file, str) and self.run_path is not None:
+            return self.run_path / file
+        return Path(str(event.get("path", "")))
+
     # -- reading --------------------------------------------------------------
     def snapshot(self) -> RunSnapshot:
         """An immutable copy of what to draw now."""
@@ -249,7 +260,7 @@ class RunState:
         rate, eta = f.get("images_per_s"), None
         if self.status == "running" and rate and f.get("batch_size"):
             eta = (total - step) * f["batch_size"] / rate
-        keys = list(LOSS_SERIES) + [k for k in self.series if k not in LOSS_SERIES]
+        keys = list(METRIC_KEYS) + [k for k in self.series if k not in METRIC_KEYS]
         return RunSnapshot(
             name=self.name, status=self.status, model=f.get("model", "?"), dataset=f.get("dataset", "?"),
             loss=f.get("loss", "?"), device=f.get("device", ""), step=step, total_steps=total, epoch=epoch,
@@ -257,7 +268,7 @@ class RunState:
             image_size=f.get("image_size", 0), images_per_s=rate, elapsed=elapsed, eta=eta,
             gpu_memory_mb=f.get("gpu_memory_mb"), series={k: tuple(self.series[k]) for k in keys},
             latest=dict(self.latest), sample=self.sample, sample_step=self.sample_step, log=tuple(self.log),
-            message=self.message)
+            message=self.message, grid_rows=f.get("grid_rows", ()))
 
 
 def clock(seconds: float) -> str:

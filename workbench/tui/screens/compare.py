@@ -13,7 +13,7 @@ from textual.widgets import Footer, Label, Static
 
 from workbench.engine.events import iter_events
 from workbench.engine.rundir import RunDir
-from workbench.tui.run_state import LABELS, LOSS_SERIES
+from workbench.training_metrics import METRIC_KEYS, METRIC_LABELS
 from workbench.tui.widgets.curve import Curve
 
 PALETTE = ("#4ea1ff", "#ff9f43", "#2ecc71", "#e056fd", "#f6e58d", "#ff6b6b")
@@ -22,13 +22,13 @@ Points = list[tuple[int, float]]
 
 def run_curves(run: RunDir) -> dict[str, Points]:
     """Every metric of a run as (step, value) points: the four losses and any eval metrics."""
-    curves: dict[str, Points] = {key: [] for key in LOSS_SERIES}
+    curves: dict[str, Points] = {key: [] for key in METRIC_KEYS}
     for event in iter_events(run.events):
         step = event.get("step")
         if not isinstance(step, int):
             continue
         if event["type"] == "metrics":
-            values = {key: event.get(key) for key in LOSS_SERIES}
+            values = {key: event.get(key) for key in METRIC_KEYS}
         elif event["type"] == "eval":
             values = event.get("metrics") or {}
         else:
@@ -72,7 +72,7 @@ class CompareScreen(Screen):
 
     def _show(self, curves: list[dict[str, Points]]) -> None:
         body = self.query_one("#compare-body", VerticalScroll)
-        keys = list(LOSS_SERIES) + sorted({k for c in curves for k in c} - set(LOSS_SERIES))
+        keys = list(METRIC_KEYS) + sorted({k for c in curves for k in c} - set(METRIC_KEYS))
         max_step = max((p[0] for c in curves for pts in c.values() for p in pts), default=0)
         width = max(len(run.path.name) for run in self.runs)
         widgets = []
@@ -82,7 +82,7 @@ class CompareScreen(Screen):
                 continue
             low, high = scale(values)
             clipped = " (outliers clipped)" if (low, high) != (min(values), max(values)) else ""
-            widgets.append(Label(f"{LABELS.get(key, key)}  {low:.4g} .. {high:.4g}{clipped}  over steps "
+            widgets.append(Label(f"{METRIC_LABELS.get(key, key)}  {low:.4g} .. {high:.4g}{clipped}  over steps "
                                  f"0 .. {max_step:,}", classes="compare-metric", markup=False))
             for index, (run, curve) in enumerate(zip(self.runs, curves)):
                 points = curve.get(key, [])

@@ -1,8 +1,10 @@
 """Configuring and starting a run: model, dataset and loss pickers and a form built from the model's settings.
 
 Every field is checked as it is typed with the same ``HyperParam.parse`` the
-CLI uses; the run cannot start while a field is refused. Starting launches
-``ganbench run`` as a detached process and opens its run screen.
+CLI uses; the run cannot start while a field is refused. Starting builds the
+run's ``RunConfig`` as the CLI does, creates its run folder and starts
+``ganbench run --config <run>/config.json`` as a detached process (``launch_run``),
+then opens its run screen.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from workbench.config import ENGINE_PARAMS, build_config, check_run_name, run_name_default
-from workbench.engine.launch import free_run_name, launch_run
+from workbench.config import ENGINE_PARAMS, RunConfig, build_config, check_run_name, validate
+from workbench.engine.launch import launch_run
 from workbench.errors import ConfigError, GanbenchError
 from workbench.params import HyperParam
+from workbench.sweep.space import Axis, parse_sets
 from workbench.tui.widgets.param_form import FieldSpec, ParamForm
 
 if TYPE_CHECKING:
@@ -31,9 +34,24 @@ TABLES = {"model": "models", "dataset": "datasets", "loss": "losses"}  # picker 
 STEPS = HyperParam("steps", "int", 1, min=1)
 SEED = HyperParam("seed", "int", 0, "random seed", min=0)
 DOWNLOAD = HyperParam("download", "bool", False, "download the dataset if it is missing and the network allows")
+SEEDS = HyperParam("seeds", "int", 1, "seeds per setting; above 1: a sweep", min=1, max=100)
+TRIALS = HyperParam("trials", "int", 8, "settings a sweep draws from a range", min=1, max=1000)
+
+
+def sweepable(param: HyperParam) -> FieldSpec:
+    """A field that takes one value, or a list ``a,b`` or a range ``lo..hi[:log]`` (then the form starts a sweep)."""
+    def parse(text: str):
+        if "," in text or ".." in text:
+            return parse_sets([f"{param.name}={text}"], lambda key: param)[1][0]
+        return param.parse(text)
+
+    spec = FieldSpec.from_param(param)
+    return FieldSpec(spec.name, spec.text, parse, spec.help)
 
 
 def _value_text(value) -> str:
+    if isinstance(value, Axis):
+        return value.describe().partition("=")[2]
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -106,13 +124,16 @@ class NewRunScreen(Screen):
 
         return [FieldSpec("steps", "", steps, "training steps; empty: the epochs setting decides"),
                 FieldSpec.from_param(SEED),
+                FieldSpec.from_param(SEEDS),
+                FieldSpec.from_param(TRIALS),
                 FieldSpec("name", "", name, "run folder name; empty: model-dataset-time"),
                 FieldSpec("data_root", "", data_root, "folder holding the dataset's files; empty: its usual places"),
                 FieldSpec.from_param(DOWNLOAD)]
 
     def _model_form(self, model: str) -> ParamForm:
         spec = self.plugins.registry.model(model)
-        return ParamForm(f"{model} settings", [FieldSpec.from_param(p) for p in spec.hyperparams], "param",
+        return ParamForm(f"{model} settings (a list a,b or a range lo..hi starts a sweep)",
+                         [sweepable(p) for p in spec.hyperparams], "param",
                          id="model-form")
 
     def on_mount(self) -> None:
@@ -191,20 +212,54 @@ class NewRunScreen(Screen):
             if invalid:
                 invalid[0].input.focus()
             return
+        if self._is_sweep():
+            self._start_sweep()
+            return
         try:
-            args, name = self._arguments()
+            launched = launch_run(self._config())
         except GanbenchError as exc:
             message.update(str(exc))
             self.notify(str(exc), severity="error")
             return
         message.update("")
-        launched = launch_run(args, self.runs_dir, name)
         self.app.track(launched)
         self.dismiss()
         self.app.open_run(launched.run_dir, launched)
 
-    def _arguments(self) -> tuple[list[str], str]:
-        """The ``ganbench run`` arguments and the run name; checks the whole configuration first."""
+    def _is_sweep(self) -> bool:
+        values = self.query_one("#model-form", ParamForm).values().values()
+        return any(isinstance(v, Axis) for v in values) or self.query_one("#run-form", ParamForm).values()["seeds"] > 1
+
+    def _start_sweep(self) -> None:
+        """Check the sweep as ``ganbench sweep`` would, then start it detached and open its screen."""
+        from workbench.sweep.launch import launch_sweep
+        from workbench.sweep.manifest import Sweep
+        from workbench.sweep.plan import plan_sweep
+
+        run = self.query_one("#run-form", ParamForm).values()
+        args, sets = self._sweep_arguments()
+        ranges = any(isinstance(v, Axis) and v.is_range for v in self.query_one("#model-form", ParamForm)
+                     .values().values())
+        extra = ["--seeds", str(run["seeds"])] + (["--trials", str(run["trials"])] if ranges else [])
+        name = run["name"] or f"sweep-{self.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        chosen = {kind: self.query_one(f"#pick-{kind}", Select).value for kind in ("dataset", "loss", "device")}
+        try:
+            plan_sweep(self.plugins.registry, model=self.model, sets=sets, seeds=run["seeds"],
+                       search=None, trials=run["trials"] if ranges else None, objective="fd", prune=None,
+                       name=name, runs_dir=str(self.runs_dir), command=[], dataset=chosen["dataset"],
+                       loss=chosen["loss"], steps=run["steps"], device=chosen["device"], seed=run["seed"],
+                       data_root=run["data_root"], download=run["download"] or None)
+        except GanbenchError as exc:
+            self.query_one("#start-error", Static).update(str(exc))
+            self.notify(str(exc), severity="error")
+            return
+        launch_sweep([*args, *extra, "--name", name, "--runs-dir", str(self.runs_dir)],
+                     self.runs_dir / ".launch" / f"{name}.log")
+        self.dismiss()
+        self.app.open_sweep(Sweep(self.runs_dir / name))
+
+    def _sweep_arguments(self) -> tuple[list[str], list[str]]:
+        """The ``ganbench sweep`` arguments of the form (lists and ranges as the fields hold them) and its sets."""
         run = self.query_one("#run-form", ParamForm).values()
         chosen = {kind: self.query_one(f"#pick-{kind}", Select).value for kind in ("dataset", "loss", "device")}
         spec = self.plugins.registry.model(self.model)
@@ -212,25 +267,31 @@ class NewRunScreen(Screen):
                 .items() if value != spec.param(name).default]
         sets += [f"{p.name}={_value_text(v)}" for p in ENGINE_PARAMS
                  if (v := self.query_one("#engine-form", ParamForm).values()[p.name]) != p.default]
-        config = build_config(self.plugins.registry, self.model, dataset=chosen["dataset"], loss=chosen["loss"],
-                              sets=sets, steps=run["steps"], device=chosen["device"], seed=run["seed"],
-                              runs_dir=str(self.runs_dir), name=run["name"], data_root=run["data_root"],
-                              download=run["download"] or None)
-        from workbench.engine.devices import pick_device
-
-        pick_device(config.device)  # "cuda" on a machine without one fails here, in one sentence
-        name = run["name"] or free_run_name(self.runs_dir, run_name_default(config, time.strftime("%Y%m%d-%H%M%S")))
-        args = ["--plugin", self.model, "--dataset", config.dataset, "--loss", config.loss,
-                "--device", config.device, "--seed", str(config.seed)]
-        if config.steps:
-            args += ["--steps", str(config.steps)]
-        if config.data_root:
-            args += ["--data-root", config.data_root]
-        if config.download:
+        args = ["--plugin", self.model, "--dataset", chosen["dataset"], "--loss", chosen["loss"],
+                "--device", chosen["device"], "--seed", str(run["seed"]), "--steps", str(run["steps"])]
+        if run["data_root"]:
+            args += ["--data-root", run["data_root"]]
+        if run["download"]:
             args.append("--download")
         for item in sets:
             args += ["--set", item]
-        return args, name
+        return args, sets
+
+    def _config(self) -> RunConfig:
+        """The run's configuration from the pickers and forms, checked whole as ``ganbench run`` checks it."""
+        run = self.query_one("#run-form", ParamForm).values()
+        chosen = {kind: self.query_one(f"#pick-{kind}", Select).value for kind in ("dataset", "loss", "device")}
+        config = build_config(self.plugins.registry, self.model, dataset=chosen["dataset"], loss=chosen["loss"],
+                              steps=run["steps"], device=chosen["device"], seed=run["seed"],
+                              runs_dir=str(self.runs_dir.absolute()), name=run["name"], data_root=run["data_root"],
+                              download=run["download"] or None)
+        config.hyperparams.update(self.query_one("#model-form", ParamForm).values())  # values the fields parsed
+        config.engine.update(self.query_one("#engine-form", ParamForm).values())
+        validate(config, self.plugins.registry)
+        from workbench.engine.devices import pick_device
+
+        pick_device(config.device)  # "cuda" on a machine without one fails here, in one sentence
+        return config
 
     def action_back(self) -> None:
         self.dismiss()

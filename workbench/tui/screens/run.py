@@ -24,8 +24,9 @@ from workbench.engine.control import send_request
 from workbench.engine.events import read_events
 from workbench.engine.launch import Launched, resume_run
 from workbench.engine.rundir import RunDir
+from workbench.training_metrics import METRIC_KEYS
 from workbench.tui.messages import RunUpdated
-from workbench.tui.run_state import LOSS_SERIES, RunSnapshot, RunState, clock, format_duration
+from workbench.tui.run_state import RunSnapshot, RunState, clock, format_duration
 from workbench.tui.screens.confirm import ConfirmScreen
 from workbench.tui.screens.resume import ResumeScreen
 from workbench.tui.screens.sample import SampleScreen
@@ -67,14 +68,14 @@ class RunScreen(Screen):
                 yield Static("", id="run-stats", markup=False)
                 yield Static("", id="run-device", markup=False)
                 with Vertical(id="run-metrics"):
-                    for key in LOSS_SERIES:
+                    for key in METRIC_KEYS:
                         yield MetricLine(self.snapshot.label(key), id=f"metric-{key}")
             yield SampleImage(id="run-sample")
         yield RichLog(id="run-log", max_lines=500, min_width=20, wrap=True, markup=False, auto_scroll=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self._metric_keys = list(LOSS_SERIES)
+        self._metric_keys = list(METRIC_KEYS)
         self.query_one("#run-sample", SampleImage).border_title = "samples"
         self.query_one("#run-log", RichLog).border_title = "events"
         self._draw(self.snapshot)
@@ -86,6 +87,7 @@ class RunScreen(Screen):
         """Replay the log from the start, then follow it until the screen closes."""
         worker = get_current_worker()
         state = RunState(self.run_dir.path.name, self.run_dir.path)
+        state.set_config(self.run_dir.read_config())  # a run just launched: shown while its process starts
         offset, next_status = 0, 0.0
         while not worker.is_cancelled:
             events, offset = read_events(self.run_dir.events, offset)
@@ -146,6 +148,8 @@ class RunScreen(Screen):
         sample.tile = snap.image_size
         sample.path = snap.sample
         sample.border_title = f"samples · step {snap.sample_step:,}" if snap.sample_step is not None else "samples"
+        # A conditional model's grid has a row per class: name them, top to bottom.
+        sample.border_subtitle = f"rows: {' · '.join(snap.grid_rows)}" if snap.grid_rows else None
         log = self.query_one("#run-log", RichLog)
         for line in snap.log:
             if line.index > self._log_shown:

@@ -13,7 +13,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from workbench.engine.launch import ACTIVE, resume_run
-from workbench.engine.rundir import RunDir, list_runs, summarize
+from workbench.engine.rundir import RunDir, list_runs, resolve_checkpoint, summarize
+from workbench.errors import CheckpointError
+from workbench.sweep.manifest import Sweep, list_sweeps, summarize_sweep
 from workbench.tui.messages import RunsScanned
 from workbench.tui.screens.compare import CompareScreen
 from workbench.tui.screens.confirm import ConfirmScreen
@@ -79,7 +81,8 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="scan")
     def scan(self) -> None:
         """Summarise every run (reads files; off the event loop)."""
-        self.post_message(RunsScanned([summarize(run) for run in list_runs(self.runs_dir)]))
+        sweeps = [summarize_sweep(sweep) for sweep in list_sweeps(self.runs_dir)]
+        self.post_message(RunsScanned(sweeps + [summarize(run) for run in list_runs(self.runs_dir)]))
 
     def on_runs_scanned(self, message: RunsScanned) -> None:
         table = self.query_one(DataTable)
@@ -130,8 +133,16 @@ class RunsScreen(Screen):
 
     def action_open(self) -> None:
         row = self._selected()
-        if row is not None:
+        if row is not None and row.get("kind") == "sweep":
+            self.app.open_sweep(Sweep(Path(row["path"])))
+        elif row is not None:
             self.app.open_run(RunDir(Path(row["path"])))
+
+    def _not_for_sweeps(self, row: dict | None, what: str) -> bool:
+        if row is not None and row.get("kind") == "sweep":
+            self.notify(f"{row['name']} is a sweep: open it (Enter) to {what} its trials.", severity="warning")
+            return True
+        return False
 
     def action_mark(self) -> None:
         path = self._current()
@@ -154,8 +165,13 @@ class RunsScreen(Screen):
         if row["status"] in ACTIVE:
             self.notify(f"{row['name']} is {row['status']}; open it to control it.", severity="warning")
             return
+        if row.get("kind") == "sweep":
+            self.app.resume_sweep(Sweep(Path(row["path"])))
+            return
         run_dir = RunDir(Path(row["path"]))
-        if run_dir.newest_checkpoint() is None:
+        try:
+            resolve_checkpoint(run_dir.path)  # the file ``ganbench run --resume`` and ``ganbench sample`` would take
+        except CheckpointError:
             self.notify(f"{row['name']} has no checkpoint to resume from.", severity="error")
             return
 
@@ -169,12 +185,12 @@ class RunsScreen(Screen):
 
     def action_sample(self) -> None:
         row = self._selected()
-        if row is not None:
+        if row is not None and not self._not_for_sweeps(row, "sample"):
             self.app.push_screen(SampleScreen(RunDir(Path(row["path"]))))
 
     def action_delete(self) -> None:
         row = self._selected()
-        if row is None:
+        if row is None or self._not_for_sweeps(row, "see"):
             return
         if row["status"] in ACTIVE:
             self.notify(f"{row['name']} is {row['status']}; stop it before deleting it.", severity="error")

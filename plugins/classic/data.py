@@ -21,9 +21,10 @@ from workbench.idx import write_idx
 FACE_WIDTH, FACE_HEIGHT = 178, 218  # img_align_celeba
 
 
-def write_mnist_root(images: torch.Tensor, labels: torch.Tensor | None, root: Path) -> Path:
-    """Write uint8 (N, 1, 28, 28) images as the raw files ``torchvision.datasets.MNIST(root)`` reads."""
-    raw = Path(root) / "MNIST" / "raw"
+def write_mnist_root(images: torch.Tensor, labels: torch.Tensor | None, root: Path, folder: str = "MNIST") -> Path:
+    """Write uint8 (N, 1, 28, 28) images as the raw files ``torchvision.datasets.MNIST(root)`` reads
+    (``folder="FashionMNIST"``: those ``datasets.FashionMNIST(root)`` reads)."""
+    raw = Path(root) / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     pixels = images.reshape(images.shape[0], images.shape[-2], images.shape[-1]).cpu()
     targets = labels.cpu() if labels is not None else torch.zeros(pixels.shape[0], dtype=torch.uint8)

@@ -22,7 +22,7 @@ import torch
 import torchvision.utils as vutils
 from torchvision.utils import save_image
 
-from workbench.bench.classic_models import (AaeDecoder, AaeDiscriminator, AaeEncoder, DcganDiscriminator,
+from plugins.classic.models import (AaeDecoder, AaeDiscriminator, AaeEncoder, DcganDiscriminator,
                                             DcganGenerator, GanDiscriminator, GanGenerator, weights_init)
 
 Step = tuple[int, float, float]  # images in the batch, D loss, G loss

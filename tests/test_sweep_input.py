@@ -1,0 +1,86 @@
+"""What a sweep varies, parsed against the model's declared settings; bad input refused before anything exists."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_cli
+from workbench.errors import ConfigError
+from workbench.params import HyperParam
+from workbench.sweep.space import Axis, grid_points, parse_sets, trial_name
+
+PARAMS = {"lr": HyperParam("lr", "float", 2e-4, min=1e-8, max=1.0),
+          "batch_size": HyperParam("batch_size", "int", 64, min=2, max=65536),
+          "loss_kind": HyperParam("loss_kind", "str", "a", choices=("a", "b"))}
+
+
+def lookup(key):
+    if key not in PARAMS:
+        raise ConfigError(f'"{key}" is not a setting.')
+    return PARAMS[key]
+
+
+def test_lists_ranges_and_single_values_are_told_apart():
+    fixed, axes = parse_sets(["lr=1e-4,2e-4", "batch_size=32..128:log", "loss_kind=b", "b1=0.5"], lookup)
+    assert fixed == ["loss_kind=b", "b1=0.5"]  # single values go to the base configuration unparsed
+    assert axes == [Axis("lr", "float", (1e-4, 2e-4)), Axis("batch_size", "int", low=32, high=128, log=True)]
+    assert axes[1].describe() == "batch_size=32..128:log"
+
+
+def test_a_grid_is_every_combination_first_axis_slowest():
+    axes = [Axis("lr", "float", (1e-4, 2e-4)), Axis("batch_size", "int", (32, 64, 128))]
+    points = grid_points(axes)
+    assert len(points) == 6 and points[0] == {"lr": 1e-4, "batch_size": 32} and points[3]["lr"] == 2e-4
+    assert trial_name(7, points[3], 1) == "t007-lr0.0002-batch_size32-seed1"
+
+
+@pytest.mark.parametrize("item, says", [
+    ("lr=,", "empty list"),
+    ("lr=1e-4,", "empty value"),
+    ("lr=1e-4,1e-4", "twice"),
+    ("lr=5e-4..1e-4", "upwards"),
+    ("lr=1e-4..", "not a range"),
+    ("lr=1e-4..1e-3:ln", "not a range"),
+    ("lr=1e-4,3", "at most 1"),
+    ("lr=0..1e-3:log", "at least"),
+    ("loss_kind=a..b", "numeric setting"),
+    ("batch_size=8,x", "whole number"),
+    ("nope=1,2", "not a setting"),
+])
+def test_bad_lists_and_ranges_are_one_sentence(item, says):
+    with pytest.raises(ConfigError, match=says) as caught:
+        parse_sets([item], lookup)
+    assert "\n" not in str(caught.value)
+
+
+BAD_INPUT = [
+    (["--set", "lr=,"], "empty list"),
+    (["--set", "nope=1,2"], '"nope" is not a setting of mlp_gan'),
+    (["--set", "lr=1e-3..1e-4"], "upwards"),
+    (["--set", "lr=1e-4,2"], "lr must be at most 1"),
+    (["--set", "lr=1e-4,2e-4", "--trials", "4"], "--trials counts the settings a search draws"),
+    (["--set", "lr=1e-5..1e-3:log"], "needs --trials N"),
+    (["--set", "lr=1e-5..1e-3:log", "--search", "grid", "--trials", "3"], "a grid cannot list"),
+    (["--steps", "10"], "Nothing to sweep"),
+    (["--set", "lr=1e-4,2e-4", "--objective", "nope"], 'Unknown metric "nope"'),
+    (["--set", "lr=1e-4,2e-4", "--prune", "often"], "--prune takes median or hyperband"),
+]
+
+
+@pytest.mark.parametrize("args, says", BAD_INPUT)
+def test_bad_sweeps_exit_2_with_one_sentence_and_create_nothing(tmp_path, args, says):
+    result = run_cli("sweep", "-p", "mlp_gan", "--name", "s", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_join_of_a_folder_that_is_no_sweep_and_a_taken_name(tmp_path):
+    (tmp_path / "runs" / "taken").mkdir(parents=True)
+    joined = run_cli("sweep", "--join", "runs/taken", cwd=tmp_path)
+    assert joined.returncode == 2 and "this folder is no sweep" in joined.stderr, joined.stderr
+    again = run_cli("sweep", "-p", "mlp_gan", "--set", "lr=1e-4,2e-4", "--name", "taken", cwd=tmp_path)
+    assert again.returncode == 2 and 'A sweep or run named "taken" already exists' in again.stderr, again.stderr
+    assert list((tmp_path / "runs" / "taken").iterdir()) == []
+    compare = run_cli("compare", "runs/taken", cwd=tmp_path)
+    assert compare.returncode == 2 and "neither a sweep folder nor a run directory" in compare.stderr
