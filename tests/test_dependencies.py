@@ -76,20 +76,20 @@ def test_the_headless_contract_names_every_module_but_the_ui():
     """A new module of workbench/ is headless until it is listed: the contract must not silently skip it."""
     contracts = {c["id"]: c for c in read_configuration(str(ROOT / "pyproject.toml"))["contracts_options"]}
     listed = set(contracts["headless"]["source_modules"])
-    graph = grimp.build_graph("workbench")
+    graph = grimp.build_graph("workbench", cache_dir=None)
     top_level = {m for m in graph.find_children("workbench")} - {"workbench.tui", "workbench.__main__"}
     assert listed == top_level, f"add to or remove from the contract: {sorted(top_level ^ listed)}"
 
 
 def test_no_module_imports_one_that_imports_it_back():
-    graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True)
+    graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True, cache_dir=None)
     cycles = import_cycles(graph)
     assert not cycles, "import cycles: " + "; ".join(_describe(graph, group) for group in cycles)
 
 
 def test_a_cycle_added_to_the_graph_is_found():
     """The search itself: a lazy import from errors.py back to config.py would close a circle."""
-    graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True)
+    graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True, cache_dir=None)
     assert graph.chain_exists(importer="workbench.config", imported="workbench.errors")
     graph.add_import(importer="workbench.errors", imported="workbench.config")
     (group,) = import_cycles(graph)
