@@ -113,7 +113,7 @@ def test_the_model_is_given_the_real_batch_labels(plugins, tmp_path, monkeypatch
         pixels = ((real[:, 0] + 1) * 127.5).round().to(torch.uint8)
         rows = [int((images == p).flatten(1).all(1).nonzero()[0]) for p in pixels[:4]]
         assert given[:4].tolist() == labels[rows].tolist()
-    assert len(seen) == 3 and run.step == 2
+    assert len(seen) == 4 and run.step == 2  # pre-flight, memory trial, two training steps
 
 
 def test_conditional_model_with_unlabelled_folder_is_refused_before_a_folder(cli, tmp_path, fashion_images):
