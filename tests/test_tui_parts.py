@@ -71,6 +71,17 @@ def test_a_launched_run_shows_its_configuration_before_its_first_event(tmp_path,
     assert state.snapshot().model == "dcgan" and state.snapshot().status == "completed"
 
 
+def test_a_torchrun_job_shows_its_processes_beside_the_device():
+    state = RunState("job")
+    state.feed([event_at(T0, "run_start", step=0, epoch=0, total_steps=10, steps_per_epoch=10, batch_size=64,
+                         image_shape=[1, 28, 28], config={"model": "m"}, device="cpu (1 thread)", world_size=2,
+                         batch_per_rank=32)])
+    assert state.snapshot().device == "cpu (1 thread) × 2 processes"
+    state.feed([event_at(T0 + 5, "run_start", step=5, epoch=0, total_steps=10, steps_per_epoch=10, batch_size=64,
+                         image_shape=[1, 28, 28], config={"model": "m"}, device="cpu (2 threads)")])
+    assert state.snapshot().device == "cpu (2 threads)"  # resumed as one process
+
+
 def test_status_from_the_state_file_wins():
     state = RunState("x")
     assert state.set_status("crashed") and not state.set_status("crashed")

@@ -63,7 +63,8 @@ def _reported(function, *args) -> int:
         print(f"ganbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Interrupted as exc:
-        print(f"ganbench: interrupted by {signal.Signals(exc.signum).name}.", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # in a torchrun job rank 0 speaks; the agent stopping the others is no news
+            print(f"ganbench: interrupted by {signal.Signals(exc.signum).name}.", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ganbench: interrupted.", file=sys.stderr)

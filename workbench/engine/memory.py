@@ -201,15 +201,20 @@ def _meminfo_available() -> int | None:
     return None
 
 
+# What a run still maps after the check, whatever its batch: the threads it starts (the grid writer, the intra-op
+# team) with their stacks and malloc arenas, and libraries loaded on first use. Only ``ulimit -v`` counts them.
+_LATER_MAPPINGS = 512 * 2**20
+
+
 def _address_space_left() -> int | None:
-    """``ulimit -v`` minus what this process has mapped already."""
+    """``ulimit -v`` minus what this process has mapped already and what a run maps later (``_LATER_MAPPINGS``)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return None
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmSize:"):
-                return max(0, soft - int(line.split()[1]) * 1024)
+                return max(0, soft - int(line.split()[1]) * 1024 - _LATER_MAPPINGS)
     return None
 
 

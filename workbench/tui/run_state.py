@@ -153,8 +153,10 @@ class RunState:
         self._segment_start = self._last_time = _number(event.get("time"))
         config = event.get("config") or {}
         shape = event.get("image_shape") or [0, 0, 0]
+        world = int(event.get("world_size") or 1)  # a torchrun job: its processes, and the whole job's batch
+        device = event.get("device", "") + (f" × {world} processes" if world > 1 else "")
         self.fields.update(model=config.get("model", "?"), dataset=config.get("dataset", "?"),
-                           loss=config.get("loss", "?"), device=event.get("device", ""),
+                           loss=config.get("loss", "?"), device=device,
                            total_steps=int(event.get("total_steps") or 0),
                            steps_per_epoch=int(event.get("steps_per_epoch") or 0),
                            batch_size=int(event.get("batch_size") or 0), image_size=int(shape[-1]),
