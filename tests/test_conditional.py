@@ -41,7 +41,7 @@ def write_pngs(folder, images: torch.Tensor) -> None:
 def labelled_folder(tmp_path, fashion_images):
     """Sneakers (label 7 in Fashion-MNIST) and trousers (label 1) in class sub-folders, as ImageFolder lays them out."""
     from workbench.idx import read_idx
-    from tests.conftest import SHIPPED
+    from conftest import SHIPPED
 
     labels = read_idx(SHIPPED / "t10k-labels-idx1-ubyte.gz")
     root = tmp_path / "clothes"
@@ -106,7 +106,7 @@ def test_the_model_is_given_the_real_batch_labels(plugins, tmp_path, monkeypatch
     monkeypatch.setattr(ConditionalGAN, "train_step", spy)
     run = _train(plugins, tmp_path, "cgan", sets=["latent_dim=8", "image_size=28", "batch_size=16"])
     from workbench.idx import read_idx
-    from tests.conftest import SHIPPED
+    from conftest import SHIPPED
 
     images, labels = read_idx(SHIPPED / "t10k-images-idx3-ubyte.gz"), read_idx(SHIPPED / "t10k-labels-idx1-ubyte.gz")
     for real, given in seen:  # the pre-flight step (on a copy of the model) saw real labels too
@@ -215,7 +215,7 @@ def test_class_accuracy_scores_samples_against_the_classes_they_were_drawn_for(p
     from workbench.config import RunConfig
     from workbench.idx import read_idx
     from workbench.quality.evaluate import Evaluator
-    from tests.conftest import SHIPPED
+    from conftest import SHIPPED
 
     images = read_idx(SHIPPED / "t10k-images-idx3-ubyte.gz")[:1000].unsqueeze(1)
     labels = read_idx(SHIPPED / "t10k-labels-idx1-ubyte.gz")[:1000].long()
