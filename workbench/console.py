@@ -16,12 +16,6 @@ from workbench.engine.events import Event
 from workbench.training_metrics import METRIC_KEYS, METRIC_LABELS
 
 
-def _fmt_duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
-
-
 def metrics_text(event: Event) -> str:
     values = "  ".join(f"{METRIC_LABELS[key]} {event[key]:{'.4f' if key.endswith('loss') else '.3f'}}"
                        for key in METRIC_KEYS)

@@ -56,38 +56,28 @@ def main(args) -> int:
 
 
 def write_grid(model, image_shape: tuple[int, int, int], n: int, seed: int, path: Path) -> None:
-    """Draw ``n`` images ``CHUNK`` at a time into one grid and write it as a PNG, atomically.
+    """Draw ``n`` images ``CHUNK`` at a time, as 8-bit pixels, lay them out as one grid and write it as a PNG,
+    atomically (the same layout as a run's grids).
 
     Refuses (one sentence) a grid that does not fit in the free memory, before drawing anything.
     """
     import torch
-    from PIL import Image
 
-    from workbench.atomic import atomic_write
     from workbench.engine.memory import check_fits
-    from workbench.engine.samples import generate
+    from workbench.engine.samples import generate, lay_out, to_pixels, write_png
 
     channels, height, width = image_shape
     columns = max(1, int(math.sqrt(n)))
     rows = -(-n // columns)
-    cell_h, cell_w = height + PADDING, width + PADDING
-    shape = (rows * cell_h + PADDING, columns * cell_w + PADDING, 3 if channels in (1, 3) else channels)
-    # the grid, plus PIL's copy of it and the PNG encoder's rows
+    shape = (rows * (height + PADDING) + PADDING, columns * (width + PADDING) + PADDING, 3)
+    # the drawn pixels, the grid laid out from them and PIL's copy of it
     check_fits(3 * math.prod(shape), f"A grid of {n:,} images of {height}x{width}", torch.device("cpu"),
                "ask for fewer with -n")
-    grid = torch.zeros(shape, dtype=torch.uint8)
+    pixels = torch.empty((n, 3, height, width), dtype=torch.uint8)
     device = next(p for net in model.networks.values() for p in net.parameters()).device
     noise = torch.Generator().manual_seed(seed)
     for start in range(0, n, CHUNK):
         count = min(CHUNK, n - start)
         z = torch.randn(count, model.latent_dim, generator=noise).to(device)
-        pixels = generate(model, z).add_(1).mul_(127.5).add_(0.5).clamp_(0, 255).to("cpu", torch.uint8)
-        if channels == 1:
-            pixels = pixels.expand(-1, 3, -1, -1)
-        for offset, image in enumerate(pixels.permute(0, 2, 3, 1)):
-            row, column = divmod(start + offset, columns)
-            top, left = row * cell_h + PADDING, column * cell_w + PADDING
-            grid[top:top + height, left:left + width] = image
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as tmp:
-        Image.fromarray(grid.numpy()).save(tmp, format="png")
+        pixels[start:start + count] = to_pixels(generate(model, z)).cpu()
+    write_png(lay_out(pixels, columns, PADDING), path)

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from workbench.engine.data import DeviceImages
 from workbench.engine.samples import generate
 from workbench.errors import ConfigError, DataError
 from workbench.model import needs_labels
@@ -31,9 +32,10 @@ def data_info(data: ImageData, channels: int, size: int) -> DataInfo:
 def check_labels_fit(model, info: DataInfo, data: ImageData, model_name: str, dataset: str) -> None:
     """Refuse, in one sentence, a conditional model with an unlabelled dataset or another class count, and a
     model asking for a batch field the engine does not provide."""
-    unknown = [name for name in getattr(model, "batch_fields", ()) if name != "labels"]
+    unknown = [name for name in getattr(model, "batch_fields", ()) if name not in DeviceImages.FIELDS]
     if unknown:
-        raise ConfigError(f'Model "{model_name}" asks for the batch field "{unknown[0]}"; the engine provides labels.')
+        raise ConfigError(f'Model "{model_name}" asks for the batch field "{unknown[0]}"; the engine provides '
+                          f'{", ".join(DeviceImages.FIELDS)}.')
     if not needs_labels(model):
         return
     if data.labels is None:

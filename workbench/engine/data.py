@@ -79,18 +79,14 @@ class DeviceImages:
         return self.images[idx].to(memory_format=self.memory_format).float().mul_(2 / 255).sub_(1)
 
     def fields(self, idx: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        """The batch fields ``names`` (a model's ``batch_fields``) at ``idx``, as keywords for ``train_step``."""
+        """The batch fields ``names`` (a model's ``batch_fields``) at ``idx``, as keywords for ``train_step``.
+        An unconditional model's step asks for none: an empty loop."""
         out = {}
         for name in names:
-            if name != "labels":
+            if name not in self.FIELDS:
                 raise ConfigError(f'The model asks for the batch field "{name}"; the engine provides '
                                   f'{", ".join(self.FIELDS)}.')
             if self.labels is None:
                 raise ConfigError("The model trains on labels, but the dataset has none.")
             out[name] = self.labels[idx]
         return out
-
-    def batches(self, epoch: int, start: int = 0):
-        """Yield the batches of ``epoch`` from batch index ``start`` on."""
-        for idx in self.batch_indices(epoch, start):
-            yield self.take(idx)

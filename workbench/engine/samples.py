@@ -69,14 +69,23 @@ def grid_pixels(images: torch.Tensor, nrow: int | None = None, padding: int = 2)
     around a single image), grey images repeated into three channels. A few vectorised operations, no
     Python per image.
     """
-    count, channels, height, width = images.shape
+    return lay_out(to_pixels(images), nrow, padding)
+
+
+def to_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] (N, C, H, W) as uint8 RGB (N, 3, H, W), rounded as ``save_image`` rounds them."""
+    x = images.detach().float()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.clamp(-1, 1).sub(-1).div_(2).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def lay_out(pixels: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
+    """uint8 images (N, 3, H, W) as one (height, width, 3) grid (see ``grid_pixels``)."""
+    count, _, height, width = pixels.shape
     padding = padding if count > 1 else 0
     columns = min(nrow or max(1, int(math.sqrt(count))), count)
     rows = math.ceil(count / columns)
-    x = images.detach().float()
-    if channels == 1:
-        x = x.expand(-1, 3, -1, -1)
-    pixels = x.clamp(-1, 1).sub(-1).div_(2).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
     cells = torch.zeros(rows * columns, pixels.shape[1], height + padding, width + padding, dtype=torch.uint8,
                         device=pixels.device)
     cells[:count, :, padding:, padding:] = pixels

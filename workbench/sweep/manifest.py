@@ -126,9 +126,6 @@ class Sweep:
             self.write(data)
         return result
 
-    def update_trial(self, name: str, **fields) -> None:
-        self.update(lambda data: data["trials"][name].update(fields))
-
     def claim(self, name: str) -> int | None:
         """Take the trial ``name`` for this process: a lock descriptor to keep, or None when another driver has it."""
         folder = self.path / ".claims"
