@@ -196,3 +196,19 @@ def test_config_file_repeats_a_run_and_trains_a_prepared_folder(cli, tiny_mnist,
     assert len(list((tmp_path / "runs").iterdir())) == 4 and (prepared / "events.jsonl").read_bytes() == before
     assert_one_sentence_error(cli("run", "--config", str(original), "-p", "dcgan"), "--plugin")
     assert_one_sentence_error(cli("run", "--config", str(tmp_path / "missing.json")), "does not exist")
+
+
+def test_one_runs_folder_for_the_workbench_and_every_command(cli, tiny_mnist, tmp_path):
+    """$GANBENCH_RUNS_DIR, or ``ganbench --runs-dir`` before the command, is where runs go and are listed:
+    a headless run lands where the workbench looks."""
+    data = ("--dataset", "mnist", "--data-root", str(tiny_mnist), "--steps", "2", *TINY)
+    env = {"GANBENCH_RUNS_DIR": str(tmp_path / "shared")}
+    assert cli("run", "--plugin", "mlp_gan", "--name", "by-env", *data, env=env).returncode == 0
+    assert (tmp_path / "shared" / "by-env" / "checkpoints" / "latest.safetensors").is_file()
+    assert cli("--runs-dir", "flagged", "run", "--plugin", "mlp_gan", "--name", "by-flag", *data).returncode == 0
+    assert (tmp_path / "flagged" / "by-flag" / "state.json").is_file()
+    assert not (tmp_path / "runs").exists()
+    listed = cli("runs", "--json", env=env)
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["by-env"]
+    listed = cli("--runs-dir", "flagged", "runs", "--json", env=env)  # the flag wins over the variable
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["by-flag"]

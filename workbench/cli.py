@@ -31,8 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "plugins bring the models, datasets and losses. Without a command, "
                                      "opens the workbench.")
     parser.add_argument("--version", action="version", version=f"ganbench {__version__}")
-    parser.add_argument("--runs-dir", default=None, help="the workbench's runs folder (default: $GANBENCH_RUNS_DIR "
-                        "or runs)")
+    # Given here or after the command, it is one setting: the commands' own --runs-dir default to SUPPRESS
+    # so that `ganbench --runs-dir D run ...` is not overwritten by the subcommand's default.
+    parser.add_argument("--runs-dir", default=None, help="the runs folder of the workbench and every command "
+                        "(default: $GANBENCH_RUNS_DIR, else runs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in commands():
         module.add_arguments(sub.add_parser(module.NAME, help=module.HELP, description=module.HELP))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,12 @@ ENGINE_PARAMS = (
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
+def default_runs_dir() -> str:
+    """Where runs go when no ``--runs-dir`` says: ``$GANBENCH_RUNS_DIR``, else ``runs``. Every command and the
+    workbench use this one answer, so a headless run lands where the workbench looks."""
+    return os.environ.get("GANBENCH_RUNS_DIR") or "runs"
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run. ``hyperparams`` holds every value the model declares."""
@@ -48,7 +55,7 @@ class RunConfig:
     steps: int | None = None
     device: str = "auto"
     seed: int = 0
-    runs_dir: str = "runs"
+    runs_dir: str = field(default_factory=default_runs_dir)
     name: str | None = None
     data_root: str | None = None
     download: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 from pathlib import Path
@@ -28,7 +29,8 @@ def add_arguments(run) -> None:
                      help="any model hyper-parameter or engine setting; repeatable")
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     run.add_argument("--seed", type=int, help="random seed (default 0)")
-    run.add_argument("--runs-dir", help="where run directories go (default: runs)")
+    run.add_argument("--runs-dir", default=argparse.SUPPRESS,
+                     help="where run directories go (default: $GANBENCH_RUNS_DIR, else runs)")
     run.add_argument("--name", help="the run's directory name (default: model-dataset-time)")
     run.add_argument("--data-root", help="folder holding the dataset's files")
     run.add_argument("--download", action="store_true", help="download the dataset if the network allows")

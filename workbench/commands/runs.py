@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ HELP = "list runs with status and last metrics"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--runs-dir", default="runs", help="the runs folder (default: runs)")
+    parser.add_argument("--runs-dir", default=argparse.SUPPRESS,
+                        help="the runs folder (default: $GANBENCH_RUNS_DIR, else runs)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--sort", metavar="METRIC", help="best first by the last value of a quality metric "
                         "(fd, classes_covered, precision, ...; see `ganbench eval`)")
@@ -35,6 +37,9 @@ def main(args) -> int:
     from workbench.engine.rundir import list_runs, summarize
     from workbench.quality.history import latest_metrics
 
+    from workbench.config import default_runs_dir
+
+    args.runs_dir = args.runs_dir or default_runs_dir()
     if Path(args.runs_dir).exists() and not Path(args.runs_dir).is_dir():
         raise GanbenchError(f"{args.runs_dir} is a file, not a runs folder.")
     rows = [summarize(r) for r in list_runs(Path(args.runs_dir))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from workbench.errors import ConfigError
@@ -34,7 +35,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", help="auto (default), cpu, cuda or mps")
     parser.add_argument("--devices", help="GPUs to use, one trial each at a time, e.g. 0,2 (default: all)")
     parser.add_argument("--parallel", type=int, help="trials at a time on a CPU (default 1; the cores are shared)")
-    parser.add_argument("--runs-dir", default="runs", help="where the sweep's folder goes (default: runs)")
+    parser.add_argument("--runs-dir", default=argparse.SUPPRESS,
+                        help="where the sweep's folder goes (default: $GANBENCH_RUNS_DIR, else runs)")
     parser.add_argument("--name", help="the sweep's folder name (default: sweep-MODEL-TIME)")
     parser.add_argument("--data-root", help="folder holding the dataset's files")
     parser.add_argument("--download", action="store_true", help="download the dataset if the network allows")
@@ -80,6 +82,7 @@ def main(args) -> int:
 
 
 def _create(args, registry):
+    from workbench.config import default_runs_dir
     from workbench.sweep.plan import create_sweep, plan_sweep
 
     if not args.plugin:
@@ -88,7 +91,8 @@ def _create(args, registry):
                                                      ("lr", args.lr)) if value is not None]
     manifest = plan_sweep(registry, model=args.plugin, sets=shortcuts + list(args.sets), seeds=args.seeds,
                           search=args.search, trials=args.trials, objective=args.objective, prune=args.prune,
-                          name=args.name, runs_dir=args.runs_dir, command=["ganbench", *sys.argv[1:]],
+                          name=args.name, runs_dir=args.runs_dir or default_runs_dir(),
+                          command=["ganbench", *sys.argv[1:]],
                           dataset=args.dataset, loss=args.loss, steps=args.steps, device=args.device,
                           seed=args.seed, data_root=args.data_root, download=args.download or None)
     return create_sweep(manifest), manifest

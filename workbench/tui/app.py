@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,7 +133,9 @@ def make_app(runs_dir: Path | str = "runs", plugins: PluginSet | None = None, re
 
 
 def run_workbench(args) -> int:
-    """Open the workbench on ``args.runs_dir`` (default ``runs``, or ``$GANBENCH_RUNS_DIR``)."""
-    runs_dir = getattr(args, "runs_dir", None) or os.environ.get("GANBENCH_RUNS_DIR") or "runs"
+    """Open the workbench on ``args.runs_dir`` (default ``$GANBENCH_RUNS_DIR``, else ``runs``)."""
+    from workbench.config import default_runs_dir
+
+    runs_dir = getattr(args, "runs_dir", None) or default_runs_dir()
     make_app(runs_dir).run()
     return 0
