@@ -193,3 +193,36 @@ def test_a_repeat_whose_long_process_was_not_slower_measures_nothing():
     assert summary["outside_steps_share"] == 0.2 and summary["first_step_median_s"] == 3.1
     assert "ratio 2.50x; engine ratio 2.00x; first step 3.10 s after launch; outside the steps 20.0 %" in \
         summary_line(result, 2.0, 5000.0)
+
+
+def test_sweep_mode_times_trials_under_the_driver_one_and_two_at_a_time_and_by_hand(cli):
+    result = cli("bench", "--sweep", "--process-steps", "40", "--set", "log_every=10", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 40 and summary["repeats"] == 1 and summary["cpus"] == len(os.sched_getaffinity(0))
+    runs = {side: len(summary["sides"][side]["images_per_s"][0]) for side in summary["sides"]}
+    assert runs == {"alone": 1, "parallel-1": 2, "parallel-2": 2, "by-hand": 2}
+    assert all(rate > 0 for side in summary["sides"].values() for rates in side["images_per_s"] for rate in rates)
+    alone, trials = summary["sides"]["alone"], summary["sides"]["parallel-1"]
+    assert summary["driver_rate_ratio"] == pytest.approx(trials["images_per_s"][0][0] / alone["images_per_s"][0][0],
+                                                         abs=0.002)
+    assert re.search(r"repeat 1/1: 2 trials, --parallel 2 +[\d.]+ s wall, training at [\d,]+, [\d,]+ images/s",
+                     result.stderr)
+
+
+def test_sweep_mode_paces_two_trials_against_one_at_a_time_pair_by_pair():
+    from workbench.bench.sweep_cost import Timing, lines, summarize
+
+    measured = [{"alone": Timing("alone", 10.0, [1000.0]), "parallel-1": Timing("parallel-1", 40.0, [990.0, 1010.0]),
+                 "parallel-2": Timing("parallel-2", 32.0, [600.0, 640.0]),
+                 "by-hand": Timing("by-hand", 50.0, [400.0, 410.0])},
+                {"alone": Timing("alone", 20.0, [500.0]), "parallel-1": Timing("parallel-1", 80.0, [500.0, 500.0]),
+                 "parallel-2": Timing("parallel-2", 80.0, [250.0, 250.0]),
+                 "by-hand": Timing("by-hand", 80.0, [200.0, 200.0])}]
+    summary = summarize(measured, cpus=2, steps=1500)
+    assert summary["driver_rate_ratios"] == [0.99, 1.0] and summary["driver_rate_ratio"] == 0.995
+    assert summary["parallel-2_speedup"] == pytest.approx((1.25 + 1.0) / 2)  # each repeat against its own
+    assert summary["by-hand_speedup"] == pytest.approx((0.8 + 1.0) / 2)
+    printed = "\n".join(lines(summary))
+    assert "two at a time (--parallel 2, 1 thread each)" in printed and "1.12x" in printed
+    assert "ratio 0.995 (median of 2)" in printed

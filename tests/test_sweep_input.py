@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import run_cli
@@ -84,3 +86,18 @@ def test_join_of_a_folder_that_is_no_sweep_and_a_taken_name(tmp_path):
     assert list((tmp_path / "runs" / "taken").iterdir()) == []
     compare = run_cli("compare", "runs/taken", cwd=tmp_path)
     assert compare.returncode == 2 and "neither a sweep folder nor a run directory" in compare.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="processor affinity is Linux's")
+def test_cpu_slots_share_the_processors_this_process_may_use_not_the_whole_node():
+    """A cluster job (or taskset) given one processor of many: one trial gets one thread, not the node's count."""
+    from workbench.sweep.driver import plan_slots
+
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        (slot,) = plan_slots("cpu", None, None)
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert dict(slot.env)["OMP_NUM_THREADS"] == "1" and slot.label == "cpu slot 1 (1 thread)"
+    assert [dict(s.env)["OMP_NUM_THREADS"] for s in plan_slots("cpu", None, 2, cpus=8)] == ["4", "4"]

@@ -48,6 +48,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--process-steps", type=int, default=1200,
                         help="with --whole-process: steps of the long processes; the short ones take a sixth, and "
                              "the steady-state rate is the difference (default 1200)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="instead: what a sweep costs its trials on this CPU. Times a one-trial `ganbench "
+                             "sweep` against the same `ganbench run` alone, and two trials one at a time "
+                             "(--parallel 1), two at a time (--parallel 2) and as two runs started by hand, each "
+                             "for --process-steps steps (--model: one workload, default mlp_gan)")
 
 
 def main(args) -> int:
@@ -60,6 +65,8 @@ def main(args) -> int:
     for flag, value in (("--steps", args.steps), ("--warmup", args.warmup)):
         if value is not None and value < 1:
             raise GanbenchError(f"{flag} must be at least 1; got {value}.")
+    if args.sweep:
+        return _sweep_cost(args)
     import torch
 
     from workbench.bench import report, whole_process
@@ -144,3 +151,34 @@ def _whole_process(args, workload, bench, result, workdir: Path, device, say):
     measured = processes.measure(args.repeats, report=say)
     say(whole_process.summary_line(measured, result.ratio, result.engine_rate))
     return measured, result.ratio, result.engine_rate
+
+
+def _sweep_cost(args) -> int:
+    """``--sweep``: the driver's cost to a trial, and one trial at a time against two, as processes."""
+    from workbench.bench import sweep_cost
+    from workbench.bench.workloads import choose, collect_workloads
+    from workbench.engine.devices import cpu_name, usable_cpus
+    from workbench.plugins import load_plugins
+
+    progress = sys.stderr if args.json else sys.stdout
+    registered, _ = collect_workloads(load_plugins())
+    chosen = choose(registered, args.model or ["mlp_gan"])
+    if len(chosen) != 1:
+        raise GanbenchError("--sweep times one workload; name it with one --model.")
+    workload = chosen[0]
+    sets = [f"{k}={v}" for k, v in workload.hyperparams.items()] + list(args.sets)
+    if args.batch_size is not None:
+        sets.append(f"batch_size={args.batch_size}")
+    cpus = usable_cpus()
+    print(f"ganbench bench --sweep: {workload.model} on {args.dataset or 'its default dataset'}, "
+          f"{args.process_steps:,} steps a run, {cpus} cores ({cpu_name()})", file=progress, flush=True)
+    with tempfile.TemporaryDirectory(prefix="ganbench-sweep-bench-") as workdir:
+        bench = sweep_cost.SweepCostBench(workload.model, Path(workdir), dataset=args.dataset,
+                                          steps=args.process_steps, seed=args.seed, sets=sets, cpus=cpus)
+        measured = bench.measure(args.repeats, report=lambda line: print(line, file=progress, flush=True))
+    summary = sweep_cost.summarize(measured, cpus, args.process_steps)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print("\n".join(sweep_cost.lines(summary)))
+    return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 from pathlib import Path
 
@@ -48,6 +49,15 @@ def memory_in_use(device: torch.device) -> dict[str, float]:
         return {}
     return {"gpu_memory_mb": round(torch.cuda.memory_allocated(device) / 2**20, 1),
             "gpu_peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
+
+
+def usable_cpus() -> int:
+    """The processors this process may run on: its affinity (a cluster job's or a container's share), not the
+    whole node's count, which would give each of several processes a full team of threads."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def cpu_name() -> str:

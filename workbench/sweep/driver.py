@@ -37,6 +37,8 @@ def plan_slots(device: str, devices: str | None, parallel: int | None, cpus: int
     """One slot per GPU (all, or ``devices`` such as ``0,2``); on a CPU ``parallel`` slots sharing its cores."""
     import torch
 
+    from workbench.engine.devices import usable_cpus
+
     cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     if devices is not None:
         if not cuda:
@@ -54,7 +56,7 @@ def plan_slots(device: str, devices: str | None, parallel: int | None, cpus: int
     parallel = parallel or 1
     if parallel < 1:
         raise ConfigError(f"--parallel must be at least 1; got {parallel}.")
-    threads = max(1, (cpus or os.cpu_count() or 1) // parallel)
+    threads = max(1, (cpus or usable_cpus()) // parallel)
     env = (("OMP_NUM_THREADS", str(threads)), ("MKL_NUM_THREADS", str(threads)))
     return [Slot(f"cpu slot {i + 1} ({threads} thread{'s' if threads > 1 else ''})", env) for i in range(parallel)]
 
