@@ -101,3 +101,19 @@ def test_cpu_slots_share_the_processors_this_process_may_use_not_the_whole_node(
         os.sched_setaffinity(0, allowed)
     assert dict(slot.env)["OMP_NUM_THREADS"] == "1" and slot.label == "cpu slot 1 (1 thread)"
     assert [dict(s.env)["OMP_NUM_THREADS"] for s in plan_slots("cpu", None, 2, cpus=8)] == ["4", "4"]
+
+
+def test_eval_every_0_given_is_kept_and_pruning_without_evaluations_refused(plugins, tmp_path):
+    """An explicit eval_every=0 (a sweep compared by its grids, or timed without evaluations) is not replaced by
+    the default objective schedule; --prune, which needs the evaluations, is refused with it."""
+    from workbench.sweep.plan import plan_sweep
+
+    def plan(sets, prune=None):
+        return plan_sweep(plugins.registry, model="mlp_gan", sets=sets, seeds=2, search=None, trials=None,
+                          objective="fd", prune=prune, name=None, runs_dir=str(tmp_path), command=[], steps=400)
+
+    kept = plan(["lr=1e-4,2e-4", "eval_every=0"])
+    assert kept["base"]["engine"]["eval_every"] == 0 and "compared by their sample grids only" in kept["notes"][0]
+    assert plan(["lr=1e-4,2e-4"])["base"]["engine"]["eval_every"] == 100  # not given: every quarter of the steps
+    with pytest.raises(ConfigError, match="eval_every=0 turns them off"):
+        plan(["lr=1e-4,2e-4", "eval_every=0"], prune="median")

@@ -47,7 +47,13 @@ def plan_sweep(registry, *, model: str, sets: list[str], seeds: int, search: str
     name = check_run_name(name or f"sweep-{model}-{time.strftime('%Y%m%d-%H%M%S')}")
     base = build_config(registry, model, sets=fixed, runs_dir=runs_dir, **run_fields)
     notes = []
-    if not base.engine["eval_every"]:
+    if "eval_every" in {item.partition("=")[0].strip() for item in fixed} and not base.engine["eval_every"]:
+        if prune is not None:
+            raise ConfigError("--prune judges trials by their evaluations during training, and eval_every=0 turns "
+                              "them off; give eval_every=N or leave out --prune.")
+        notes.append(f"eval_every=0: no {objective} is measured during training, so the trials are compared by "
+                     f"their sample grids only.")
+    elif not base.engine["eval_every"]:
         base.engine["eval_every"] = max(1, base.steps // 4) if base.steps else 500
         notes.append(f"eval_every was not given: the objective ({objective}) is measured every "
                      f"{base.engine['eval_every']} steps.")
