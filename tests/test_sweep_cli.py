@@ -22,10 +22,12 @@ from conftest import run_cli
 TINY = ["--set", "sample_every=0", "--set", "eval_samples=200", "--set", "log_every=10"]
 
 
-def _start(*args: str, cwd: Path) -> subprocess.Popen:
+def _start(*args: str, cwd: Path, cores: set[int] | None = None) -> subprocess.Popen:
+    """A sweep driver; ``cores``: the processors it (and so its trials) may use."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
     return subprocess.Popen([sys.executable, "-m", "workbench", "sweep", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=pin)
 
 
 def _manifest(folder: Path) -> dict:
@@ -106,8 +108,9 @@ def test_compare_without_a_metric_says_why_it_cannot_rank_and_still_draws(tmp_pa
 
 
 def test_kill_9_of_the_driver_then_resume_finishes_without_training_anything_twice(tmp_path):
+    # One trial at a time (the CPU default is one per core): the first ends before the second starts.
     driver = _start("-p", "mlp_gan", "--set", "lr=1e-4,2e-4,3e-4", "--steps", "80", "--set", "eval_every=80",
-                    "--set", "checkpoint_every=10", *TINY, "--name", "k", cwd=tmp_path)
+                    "--set", "checkpoint_every=10", *TINY, "--parallel", "1", "--name", "k", cwd=tmp_path)
     folder = tmp_path / "runs" / "k"
     names = []
 
@@ -144,12 +147,16 @@ def test_kill_9_of_the_driver_then_resume_finishes_without_training_anything_twi
 
 
 def test_two_joined_drivers_never_run_the_same_trial(tmp_path):
+    # Each driver on processors of its own (when there are two), as on two boxes: no warning about shared cores.
+    cores = sorted(os.sched_getaffinity(0))
+    halves = ({cores[0]}, {cores[1]}) if len(cores) > 1 else (None, None)
     first = _start("-p", "mlp_gan", "--set", "lr=1e-4,2e-4,3e-4,4e-4", "--steps", "30", "--set", "eval_every=30",
-                   *TINY, "--name", "j", cwd=tmp_path)
+                   *TINY, "--name", "j", cwd=tmp_path, cores=halves[0])
     _wait(lambda: len(_manifest(tmp_path / "runs" / "j").get("trials", {})) == 4, what="the sweep's manifest")
-    second = _start("--join", "runs/j", cwd=tmp_path)
+    second = _start("--join", "runs/j", cwd=tmp_path, cores=halves[1])
     outputs = [p.communicate(timeout=1800)[0] for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    assert len(cores) < 2 or "warning: another driver" not in outputs[1]
     started = [{line.split(": ")[0].split()[-1] for line in out.splitlines() if ": started (" in line}
                for out in outputs]
     assert started[0].isdisjoint(started[1]) and started[0] | started[1] == set(_manifest(tmp_path / "runs" / "j")
@@ -164,7 +171,8 @@ def test_a_tpe_search_with_pruning_stops_a_learning_rate_that_cannot_work(tmp_pa
     # sampler's (seeded) draws are 2e-4, 2e-4, 1e-8: the median pruner has two finished trials to judge the third.
     # Long enough that the driver reads an evaluation while the trial still trains, even on an idle machine.
     result = run_cli("sweep", "-p", "mlp_gan", "--set", "lr=2e-4,1e-8", "--search", "tpe", "--trials", "3",
-                     "--seed", "1", "--prune", "--steps", "600", "--set", "eval_every=100", *TINY, "--name", "p",
+                     "--seed", "1", "--prune", "--steps", "600", "--set", "eval_every=100", *TINY, "--parallel", "1",
+                     "--name", "p",
                      cwd=tmp_path, timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
     trials = _manifest(tmp_path / "runs" / "p")["trials"]
@@ -180,7 +188,7 @@ def test_a_tpe_search_with_pruning_stops_a_learning_rate_that_cannot_work(tmp_pa
 
 def test_sigterm_stops_the_sweep_cleanly_and_resume_continues(tmp_path):
     driver = _start("-p", "mlp_gan", "--set", "lr=1e-4,2e-4", "--steps", "400", "--set", "eval_every=200",
-                    *TINY, "--name", "t", cwd=tmp_path)
+                    *TINY, "--parallel", "1", "--name", "t", cwd=tmp_path)
     folder = tmp_path / "runs" / "t"
     _wait(lambda: any((folder / n / "events.jsonl").is_file() for n in _manifest(folder).get("trials", {})),
           what="the first trial")

@@ -103,6 +103,24 @@ def test_cpu_slots_share_the_processors_this_process_may_use_not_the_whole_node(
     assert [dict(s.env)["OMP_NUM_THREADS"] for s in plan_slots("cpu", None, 2, cpus=8)] == ["4", "4"]
 
 
+def test_a_cpu_runs_one_trial_per_core_by_default_as_many_as_there_are_trials():
+    from workbench.sweep.driver import plan_slots, trials_left
+
+    def threads(parallel=None, **kwargs):
+        return [dict(s.env)["OMP_NUM_THREADS"] for s in plan_slots("cpu", None, parallel, **kwargs)]
+
+    assert threads(cpus=2, trials_left=6) == ["1", "1"]  # this project's CPU: two trials of one thread
+    assert threads(cpus=8, trials_left=3) == ["2", "2", "2"]  # no idle slot holding cores back
+    assert threads(cpus=8, trials_left=0) == ["8"]
+    assert threads(cpus=2, trials_left=6, parallel=1) == ["2"]  # --parallel 1: one trial with every core
+    grid = {"search": "grid", "trials": {"a": {"status": "completed"}, "b": {"status": "crashed"},
+                                         "c": {"status": "pending"}}}
+    assert trials_left(grid) == 2
+    search = {"search": "tpe", "trials_limit": 5, "seeds": [0, 1], "trials": {"a": {"status": "pruned"},
+                                                                             "b": {"status": "running"}}}
+    assert trials_left(search) == 1 + (10 - 2)
+
+
 def test_eval_every_0_given_is_kept_and_pruning_without_evaluations_refused(plugins, tmp_path):
     """An explicit eval_every=0 (a sweep compared by its grids, or timed without evaluations) is not replaced by
     the default objective schedule; --prune, which needs the evaluations, is refused with it."""
@@ -117,3 +135,33 @@ def test_eval_every_0_given_is_kept_and_pruning_without_evaluations_refused(plug
     assert plan(["lr=1e-4,2e-4"])["base"]["engine"]["eval_every"] == 100  # not given: every quarter of the steps
     with pytest.raises(ConfigError, match="eval_every=0 turns them off"):
         plan(["lr=1e-4,2e-4", "eval_every=0"], prune="median")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two processors and Linux's affinity")
+def test_a_driver_here_on_the_same_cores_is_found_and_one_on_other_cores_is_not():
+    """What ``ganbench sweep --join`` warns about: another live driver of the sweep on this machine whose CPU
+    trials would take the same cores as ours (two full teams of torch threads on the same cores)."""
+    import subprocess
+    import sys
+
+    from workbench.sweep.manifest import drivers_sharing_cores
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = os.uname().nodename
+        manifest = {"drivers": {f"{host}:{other.pid}": 0.0, f"{host}:{os.getpid()}": 0.0,
+                                f"elsewhere:{other.pid}": 0.0}}
+        assert drivers_sharing_cores(manifest) == [other.pid]
+        first, second, *_ = sorted(os.sched_getaffinity(0))
+        allowed = os.sched_getaffinity(0)
+        os.sched_setaffinity(other.pid, {second})
+        os.sched_setaffinity(0, {first})
+        try:
+            assert drivers_sharing_cores(manifest) == []
+        finally:
+            os.sched_setaffinity(0, allowed)
+    finally:
+        other.kill()
+        other.wait()
+    assert drivers_sharing_cores(manifest) == []  # it ended

@@ -114,8 +114,12 @@ class SweepCostBench:
         return Timing(tag, seconds, [training_rate(d / "events.jsonl") for d in trial_dirs])
 
     def run_side(self, side: str, tag: str) -> Timing:
-        timing = {"alone": lambda: self._runs(tag, 1), "parallel-1": lambda: self._sweep(tag, 2, 1), "parallel-2": lambda: self._sweep(tag, 2, 2),
-                  "by-hand": lambda: self._runs(tag, 2)}[side]()
+        if side == "alone":
+            timing = self._runs(tag, 1)
+        elif side == "by-hand":
+            timing = self._runs(tag, 2)
+        else:  # parallel-1, parallel-2: a sweep of two seeds
+            timing = self._sweep(tag, trials=2, parallel=int(side[-1]))
         timing.side = side
         return timing
 

@@ -34,7 +34,8 @@ def add_arguments(parser) -> None:
                         "(the default) or hyperband")
     parser.add_argument("--device", help="auto (default), cpu, cuda or mps")
     parser.add_argument("--devices", help="GPUs to use, one trial each at a time, e.g. 0,2 (default: all)")
-    parser.add_argument("--parallel", type=int, help="trials at a time on a CPU (default 1; the cores are shared)")
+    parser.add_argument("--parallel", type=int, help="trials at a time on a CPU, the cores split between them "
+                        "(default: one per core, as many as there are trials)")
     parser.add_argument("--runs-dir", default=argparse.SUPPRESS,
                         help="where the sweep's folder goes (default: $GANBENCH_RUNS_DIR, else runs)")
     parser.add_argument("--name", help="the sweep's folder name (default: sweep-MODEL-TIME)")
@@ -43,13 +44,13 @@ def add_arguments(parser) -> None:
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", metavar="SWEEP_DIR", help="continue a stopped or interrupted sweep")
     again.add_argument("--join", metavar="SWEEP_DIR", help="work on a running sweep too (another box sharing "
-                       "the folder, or more slots here)")
+                       "the folder, or another GPU here with --devices)")
 
 
 def main(args) -> int:
     from workbench.plugins import load_plugins
-    from workbench.sweep.driver import Driver, plan_slots
-    from workbench.sweep.manifest import Sweep
+    from workbench.sweep.driver import Driver, plan_slots, trials_left
+    from workbench.sweep.manifest import Sweep, drivers_sharing_cores
     from workbench.sweep.progress import make_sweep_progress
 
     plugins = load_plugins()
@@ -68,7 +69,14 @@ def main(args) -> int:
         manifest = sweep.read()
     else:
         sweep, manifest = _create(args, plugins.registry)
-    slots = plan_slots(args.device or manifest["base"]["device"], args.devices, args.parallel)
+    slots = plan_slots(args.device or manifest["base"]["device"], args.devices, args.parallel,
+                       trials_left=trials_left(manifest))
+    if args.join and slots[0].label.startswith("cpu") and drivers_sharing_cores(manifest):
+        print("warning: another driver trains this sweep on the same CPU cores, so this one's trials would share "
+              "them with its trials, and torch processes sharing cores slow each other several-fold (see "
+              "`ganbench bench --sweep`). Stop the sweep (Ctrl-C in each driver) and "
+              f"continue it with ganbench sweep --resume {sweep.path} --parallel K instead.", file=sys.stderr,
+              flush=True)
     print(f"sweep folder: {sweep.path}", flush=True)
     for note in manifest.get("notes", []) if not folder else []:
         print(f"note: {note}", flush=True)

@@ -50,7 +50,7 @@ def list_sweeps(root: Path) -> list[Sweep]:
 
 def summarize_sweep(sweep: Sweep) -> dict:
     """A row for the runs browser: the sweep's name, whether a trial trains now, trials done of planned."""
-    from workbench.engine.rundir import RunDir, pid_alive  # the run directory's status reads its lock
+    from workbench.engine.rundir import RunDir  # the run directory's status reads its lock
 
     manifest = sweep.read()
     trials = manifest.get("trials") or {}
@@ -59,15 +59,39 @@ def summarize_sweep(sweep: Sweep) -> dict:
     planned = len(trials) if manifest.get("search") == "grid" else \
         (manifest.get("trials_limit") or 0) * len(manifest.get("seeds") or [0])
     done = sum(status in FINAL for status in statuses)
-    host = os.uname().nodename
-    drivers = [key.rpartition(":") for key in manifest.get("drivers") or {}]
-    running = any(status in ("running", "paused") for status in statuses) or any(
-        where == host and pid.isdigit() and pid_alive(int(pid)) for where, _, pid in drivers)
+    running = any(status in ("running", "paused") for status in statuses) or bool(drivers_here(manifest))
     return {"kind": "sweep", "name": manifest.get("name", sweep.path.name), "path": str(sweep.path),
             "status": "running" if running else ("done" if done >= planned else "stopped"),
             "model": f"sweep · {manifest.get('model', '?')}", "dataset": manifest.get("base", {}).get("dataset", "?"),
             "loss": manifest.get("base", {}).get("loss", "?"), "step": done, "total_steps": planned,
             "d_loss": None, "g_loss": None, "started": manifest.get("created")}
+
+
+def drivers_here(manifest: dict) -> list[int]:
+    """The process ids of the drivers working on this sweep from this machine, alive now."""
+    from workbench.engine.rundir import pid_alive
+
+    host = os.uname().nodename
+    drivers = [key.rpartition(":") for key in manifest.get("drivers") or {}]
+    return [int(pid) for where, _, pid in drivers if where == host and pid.isdigit() and pid_alive(int(pid))]
+
+
+def drivers_sharing_cores(manifest: dict) -> list[int]:
+    """The other live drivers on this machine whose processors overlap this process's (on Linux; elsewhere every
+    other driver here): their CPU trials and ours would each take every shared core."""
+    shared = []
+    for pid in drivers_here(manifest):
+        if pid == os.getpid():
+            continue
+        try:
+            overlap = os.sched_getaffinity(pid) & os.sched_getaffinity(0)
+        except AttributeError:  # no affinity outside Linux: assume the cores are shared
+            overlap = True
+        except OSError:  # it ended meanwhile
+            continue
+        if overlap:
+            shared.append(pid)
+    return shared
 
 
 class Sweep:

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from workbench.engine.rundir import RunDir
-from workbench.sweep.manifest import Sweep
+from workbench.sweep.manifest import Sweep, drivers_here
 from workbench.tui.sweep_state import SweepView, read_sweep
 from workbench.tui.widgets.sample_image import SampleImage
 
@@ -174,16 +174,13 @@ class SweepScreen(Screen):
 
     def action_stop(self) -> None:
         """Ask the drivers working on this sweep here to stop it: their trials checkpoint and stop."""
-        host = os.uname().nodename
         stopped = 0
-        for key in self.sweep.read().get("drivers", {}):
-            where, _, pid = key.rpartition(":")
-            if where == host and pid.isdigit():
-                try:
-                    os.kill(int(pid), signal.SIGTERM)
-                    stopped += 1
-                except OSError:
-                    pass
+        for pid in drivers_here(self.sweep.read()):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                stopped += 1
+            except OSError:
+                pass
         self.notify(f"Asked {stopped} sweep driver(s) to stop; the trials checkpoint first." if stopped else
                     "No sweep driver runs on this machine.")
 
