@@ -99,7 +99,7 @@ def test_cpu_slots_share_the_processors_this_process_may_use_not_the_whole_node(
         (slot,) = plan_slots("cpu", None, None)
     finally:
         os.sched_setaffinity(0, allowed)
-    assert dict(slot.env)["OMP_NUM_THREADS"] == "1" and slot.label == "cpu slot 1 (1 thread)"
+    assert dict(slot.env)["OMP_NUM_THREADS"] == "1" and slot.cpus == 1
     assert [dict(s.env)["OMP_NUM_THREADS"] for s in plan_slots("cpu", None, 2, cpus=8)] == ["4", "4"]
 
 
@@ -165,3 +165,14 @@ def test_a_driver_here_on_the_same_cores_is_found_and_one_on_other_cores_is_not(
         other.kill()
         other.wait()
     assert drivers_sharing_cores(manifest) == []  # it ended
+
+
+def test_a_cpu_trial_takes_the_cores_the_running_ones_leave_shared_with_those_starting_beside_it():
+    from workbench.sweep.driver import cpu_share
+
+    assert cpu_share(2, [], free_slots=2, to_start=6) == 1  # the first of two trials starting together
+    assert cpu_share(2, [1], free_slots=1, to_start=5) == 1
+    assert cpu_share(2, [], free_slots=2, to_start=1) == 2  # the sweep's last trial, the others finished
+    assert cpu_share(2, [1], free_slots=1, to_start=1) == 1  # never more than the free core
+    assert cpu_share(8, [2, 2], free_slots=2, to_start=1) == 4
+    assert cpu_share(2, [2], free_slots=1, to_start=1) == 1  # nothing free: one thread, not zero

@@ -7,6 +7,7 @@ The sweep is recorded: its trials are run folders as the engine leaves them
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -170,5 +171,26 @@ async def test_the_workbench_reattaches_to_a_sweep_that_is_training(recorded_swe
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause(0.5)
             assert isinstance(app.screen, SweepScreen) and app.screen.sweep.path.name == "lr-sweep"
+    finally:
+        lock.release()
+
+
+def test_a_trial_that_is_training_shows_the_step_it_reached_not_its_last_checkpoint(tmp_path, fashion_images):
+    """The engine writes state.json at the start and at checkpoints; between them the newest metrics event says
+    how far a run is. Both the sweep screen and the runs list (``ganbench runs``, the runs browser) show that."""
+    from workbench.engine.lock import acquire_run_lock
+    from workbench.engine.rundir import summarize
+
+    folder = write_recorded_sweep(tmp_path / "runs", fashion_images)
+    trial = write_recorded_run(folder, "t004-lr0.05-seed0", fashion_images, steps=300, status="running")
+    trial.write_state(status="running", pid=os.getpid(), host=os.uname().nodename, step=0, total_steps=600)
+    manifest = json.loads((folder / "sweep.json").read_text())
+    manifest["trials"]["t004-lr0.05-seed0"] = {"number": 4, "point": {"lr": 0.05}, "seed": 0, "status": "running"}
+    (folder / "sweep.json").write_text(json.dumps(manifest))
+    lock = acquire_run_lock(trial.path)  # as its training process holds it
+    try:
+        assert summarize(trial)["step"] == 300
+        (live,) = [t for t in read_sweep(Sweep(folder)).trials if t["name"] == "t004-lr0.05-seed0"]
+        assert (live["status"], live["step"], live["total"]) == ("running", 300, 600)
     finally:
         lock.release()

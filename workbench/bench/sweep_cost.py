@@ -91,7 +91,7 @@ class SweepCostBench:
                 raise GanbenchError(f"{process.args[3]} for the sweep benchmark exited with {process.returncode}: "
                                     f"{tail}")
 
-    def _runs(self, tag: str, count: int) -> Timing:
+    def _runs(self, side: str, tag: str, count: int) -> Timing:
         """``count`` ``ganbench run`` processes at once, each with every core."""
         names = [f"{tag}-{i}" for i in range(count)]
         logs = [self.workdir / f"{name}.log" for name in names]
@@ -101,9 +101,9 @@ class SweepCostBench:
                      enumerate(zip(names, logs))]
         self._wait(processes, logs)
         seconds = time.perf_counter() - start
-        return Timing(tag, seconds, [training_rate(self.workdir / "runs" / n / "events.jsonl") for n in names])
+        return Timing(side, seconds, [training_rate(self.workdir / "runs" / n / "events.jsonl") for n in names])
 
-    def _sweep(self, tag: str, trials: int, parallel: int) -> Timing:
+    def _sweep(self, side: str, tag: str, trials: int, parallel: int) -> Timing:
         log = self.workdir / f"{tag}.log"
         start = time.perf_counter()
         process = self._start(["sweep", *self._common(), "--seed", str(self.seed), "--seeds", str(trials),
@@ -111,17 +111,12 @@ class SweepCostBench:
         self._wait([process], [log])
         seconds = time.perf_counter() - start
         trial_dirs = sorted(p for p in (self.workdir / "runs" / tag).iterdir() if (p / "events.jsonl").is_file())
-        return Timing(tag, seconds, [training_rate(d / "events.jsonl") for d in trial_dirs])
+        return Timing(side, seconds, [training_rate(d / "events.jsonl") for d in trial_dirs])
 
     def run_side(self, side: str, tag: str) -> Timing:
-        if side == "alone":
-            timing = self._runs(tag, 1)
-        elif side == "by-hand":
-            timing = self._runs(tag, 2)
-        else:  # parallel-1, parallel-2: a sweep of two seeds
-            timing = self._sweep(tag, trials=2, parallel=int(side[-1]))
-        timing.side = side
-        return timing
+        if side in ("alone", "by-hand"):
+            return self._runs(side, tag, 1 if side == "alone" else 2)
+        return self._sweep(side, tag, trials=2, parallel=int(side[-1]))  # parallel-1, parallel-2: two seeds
 
     def measure(self, repeats: int, report=lambda line: None) -> list[dict[str, Timing]]:
         """Every side once per repeat, the order reversed every other repeat."""

@@ -49,10 +49,10 @@ def add_arguments(parser) -> None:
                         help="with --whole-process: steps of the long processes; the short ones take a sixth, and "
                              "the steady-state rate is the difference (default 1200)")
     parser.add_argument("--sweep", action="store_true",
-                        help="instead: what a sweep costs its trials on this CPU. Times a one-trial `ganbench "
-                             "sweep` against the same `ganbench run` alone, and two trials one at a time "
-                             "(--parallel 1), two at a time (--parallel 2) and as two runs started by hand, each "
-                             "for --process-steps steps (--model: one workload, default mlp_gan)")
+                        help="instead: what a sweep costs its trials on this CPU. Times `ganbench run` alone, a "
+                             "sweep of two seeds one at a time (--parallel 1; its first trial is the same run, "
+                             "under the driver) and two at a time (--parallel 2), and two runs started at once by "
+                             "hand, each for --process-steps steps (--model: one workload, default mlp_gan)")
 
 
 def main(args) -> int:

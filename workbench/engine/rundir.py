@@ -251,6 +251,14 @@ def last_event(run_dir: RunDir, kind: str, tail_bytes: int = 256 * 1024) -> dict
     return None
 
 
+def steps_done(run_dir: RunDir, state: dict | None = None, metrics: dict | None = None) -> int:
+    """How far a run has trained: ``state.json`` holds the step of the last checkpoint (and the last step once
+    it ends), the newest ``metrics`` event the step a run that is training has reached since."""
+    state = run_dir.read_state() if state is None else state
+    metrics = (last_event(run_dir, "metrics") or {}) if metrics is None else metrics
+    return max(state.get("step") or 0, metrics.get("step") or 0)
+
+
 def summarize(run_dir: RunDir) -> dict:
     """One row of the runs table: name, status, model, dataset, loss, steps, last losses, start time."""
     config = run_dir.read_config()
@@ -258,7 +266,7 @@ def summarize(run_dir: RunDir) -> dict:
     metrics = last_event(run_dir, "metrics") or {}
     return {"name": run_dir.path.name, "path": str(run_dir.path), "status": run_dir.status(),
             "model": config.get("model", "?"), "dataset": config.get("dataset", "?"), "loss": config.get("loss", "?"),
-            "step": state.get("step", metrics.get("step", 0)), "total_steps": state.get("total_steps"),
+            "step": steps_done(run_dir, state, metrics), "total_steps": state.get("total_steps"),
             "world_size": state.get("world_size", 1), "images_per_s": metrics.get("images_per_s"),
             "d_loss": metrics.get("d_loss"), "g_loss": metrics.get("g_loss"),
             "started": run_dir.config.stat().st_mtime if run_dir.config.exists() else None}

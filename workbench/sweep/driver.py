@@ -31,6 +31,7 @@ class Slot:
 
     label: str
     env: tuple[tuple[str, str], ...]
+    cpus: int = 0  # a CPU slot: the cores the driver shares out between its trials; 0 for a GPU
 
 
 def plan_slots(device: str, devices: str | None, parallel: int | None, cpus: int | None = None,
@@ -66,7 +67,7 @@ def plan_slots(device: str, devices: str | None, parallel: int | None, cpus: int
         raise ConfigError(f"--parallel must be at least 1; got {parallel}.")
     threads = max(1, cpus // parallel)
     env = (("OMP_NUM_THREADS", str(threads)), ("MKL_NUM_THREADS", str(threads)))
-    return [Slot(f"cpu slot {i + 1} ({threads} thread{'s' if threads > 1 else ''})", env) for i in range(parallel)]
+    return [Slot(f"cpu slot {i + 1}", env, cpus) for i in range(parallel)]
 
 
 def trials_left(manifest: dict) -> int:
@@ -77,6 +78,14 @@ def trials_left(manifest: dict) -> int:
         return unfinished
     planned = (manifest.get("trials_limit") or 0) * len(manifest.get("seeds") or [0])
     return unfinished + max(0, planned - len(trials))
+
+
+def cpu_share(cpus: int, running: list[int], free_slots: int, to_start: int) -> int:
+    """Threads for a CPU trial starting now: the cores the running trials (``running``: their threads) leave,
+    shared with the other trials that can start beside it. Never more than is free, since two trials on one
+    core slow each other several-fold; so a sweep's last trials take the cores the finished ones left."""
+    starting = max(1, min(free_slots, to_start))
+    return max(1, (cpus - sum(running)) // starting)
 
 
 class Driver:
@@ -189,8 +198,15 @@ class Driver:
         entry["status"] = "running"
         entry.pop("message", None)
         self.sweep.write(manifest)
-        process = start_trial(args, run.path / CONSOLE_LOG, dict(slot.env))
-        trial = TrialProcess(name, entry["number"], run, process, claim, slot,
+        env, where, threads = dict(slot.env), slot.label, 0
+        if slot.cpus:
+            threads = cpu_share(slot.cpus, [t.threads for t in self.running.values()],
+                                free_slots=len(self.slots) - len(self.running),
+                                to_start=trials_left(manifest) - len(self.running))
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+            where = f"{slot.label} ({threads} thread{'s' if threads > 1 else ''})"
+        process = start_trial(args, run.path / CONSOLE_LOG, env)
+        trial = TrialProcess(name, entry["number"], run, process, claim, slot, where, threads=threads,
                              offset=run.events.stat().st_size if run.events.is_file() else 0)
         if resume:
             trial.reported = set(studies.reported_steps(self.study, entry["number"]))

@@ -43,7 +43,7 @@ class PlainProgress:
 
     def started(self, trial, entry: dict, resumed: bool) -> None:
         verb = "resumed" if resumed else "started"
-        self.line(f"{trial.name}: {verb} ({point_label(entry['point'])}, seed {entry['seed']}) on {trial.slot.label}")
+        self.line(f"{trial.name}: {verb} ({point_label(entry['point'])}, seed {entry['seed']}) on {trial.where}")
         self._next[trial.name] = time.monotonic() + PLAIN_SECONDS
 
     def progress(self, trial) -> None:

@@ -60,6 +60,8 @@ class TrialProcess:
     process: subprocess.Popen
     claim: int
     slot: Any
+    where: str  # the slot and, on a CPU, the trial's threads: "cpu slot 2 (1 thread)", "cuda:1"
+    threads: int = 0  # on a CPU, the trial's share of the cores
     offset: int = 0
     step: int = 0
     total_steps: int | None = None

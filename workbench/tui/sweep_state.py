@@ -1,7 +1,7 @@
 """What the sweep screen shows, read from the sweep folder alone (no textual here, so it is testable plainly).
 
 The same files any reader uses: ``sweep.json`` for the trials, each trial's
-``state.json`` for its progress and ``events.jsonl`` for its curves, and the
+``state.json`` and its newest ``metrics`` event for its progress, ``events.jsonl`` for its curves, and the
 comparison of ``workbench.sweep.compare`` for the leaderboard.
 """
 
@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from workbench.engine.events import iter_events
-from workbench.engine.rundir import RunDir
+from workbench.engine.rundir import RunDir, steps_done
 from workbench.sweep.compare import compare_runs, sweep_runs, sweep_statuses
 from workbench.sweep.figures import sheet_step
 from workbench.sweep.manifest import FINAL, Sweep
@@ -61,7 +61,7 @@ def read_sweep(sweep: Sweep) -> SweepView:
         view.active |= status in ("running", "paused")
         done += status in FINAL
         view.trials.append({"name": name, "setting": point_label(entry["point"]), "seed": entry["seed"],
-                            "status": status, "step": state.get("step", 0), "total": state.get("total_steps"),
+                            "status": status, "step": steps_done(run, state), "total": state.get("total_steps"),
                             "objective": entry.get("objective"), "pruned_at": entry.get("pruned_at")})
     limit = manifest.get("trials_limit")
     planned = len(view.trials) if manifest.get("search") == "grid" else (limit or 0) * len(manifest.get("seeds", [0]))
