@@ -99,7 +99,9 @@ async def test_the_runs_browser_opens_the_sweep_and_a_trial(recorded_sweep, plug
         assert len(screen.plotted["#sweep-losses"]) == 4  # one G-loss curve per trial
         await pilot.press("3")
         await pilot.pause(0.3)
-        assert len(screen.query(".sweep-grid")) == 2
+        grids = screen.query(".sweep-grid")
+        assert [(g.border_title, g.border_subtitle) for g in grids] == [("lr=0.0002", None), ("lr=0.1", None)]
+        assert screen.query_one("#sweep-grids").styles.grid_size_columns == 2  # one row of two
         await pilot.press("1", "down", "enter")
         await pilot.pause(0.3)
         assert isinstance(app.screen, RunScreen) and app.screen.run_dir.path.name == "t001-lr0.0002-seed1"

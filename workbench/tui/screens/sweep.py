@@ -14,7 +14,7 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Grid, Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
@@ -88,7 +88,7 @@ class SweepScreen(Screen):
                     yield PlotextPlot(id="sweep-losses")
             with TabPane("3 samples", id="samples"):
                 yield Static("", id="sweep-grid-step", markup=False)
-                yield Horizontal(id="sweep-grids")
+                yield Grid(id="sweep-grids")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -143,14 +143,22 @@ class SweepScreen(Screen):
 
     def _show_grids(self, view: SweepView) -> None:
         self._grids_shown = list(view.grids)
-        box = self.query_one("#sweep-grids", Horizontal)
+        box = self.query_one("#sweep-grids", Grid)
         box.remove_children()
+        shown = min(len(view.grids), MAX_GRIDS)
+        # One row up to three settings; more in two rows, so that at 80 columns a grid and its label stay readable.
+        columns = shown if shown <= 3 else -(-shown // 2)
+        box.styles.grid_size_columns = max(1, columns)
+        box.styles.grid_size_rows = 1 if shown <= 3 else 2
         step = f"at step {view.grid_step:,}" if view.grid_step is not None else "each trial's latest"
         self.query_one("#sweep-grid-step", Static).update(f"first seed of each setting, {step}")
         images = []
         for label, path in view.grids[:MAX_GRIDS]:
             image = SampleImage(Path(path), classes="sweep-grid")
-            image.border_title = label
+            # A setting of several values, "batch_size=32 lr=0.0008", is split over the top and bottom borders
+            # so that it fits a third of 80 columns.
+            first, _, rest = label.partition(" ")
+            image.border_title, image.border_subtitle = first, rest or None
             images.append(image)
         if images:
             box.mount_all(images)
