@@ -95,7 +95,8 @@ class Run:
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"model": self.config.model, "model_version": self.spec.version, "dataset": self.config.dataset,
                 "loss": self.config.loss, "hyperparams": self.config.hyperparams, "image_shape": list(self.image_shape),
-                "latent_dim": self.model.latent_dim, "classes": list(self.classes), "step": self.step, "epoch": self.epoch, "batch": self.batch,
+                "latent_dim": self.model.latent_dim, "classes": list(self.classes), "step": self.step,
+                "epoch": self.epoch, "batch": self.batch,
                 "device": self.device.type, "config": self.config.to_dict(), "time": round(time.time(), 3)}
 
     def save_checkpoint(self) -> Path:

@@ -18,7 +18,7 @@ from workbench.engine.lock import run_is_locked
 from workbench.engine.rundir import RunDir, create_run_dir
 from workbench.errors import ConfigError
 from workbench.sweep import study as studies
-from workbench.sweep.manifest import FINAL, UNFINISHED, Sweep
+from workbench.sweep.manifest import FINAL, UNFINISHED, Sweep, planned_trials
 from workbench.sweep.space import Axis, trial_name
 from workbench.sweep.trials import CONSOLE_LOG, TrialProcess, objective_of, outcome, start_trial, trial_config
 
@@ -30,7 +30,7 @@ class Slot:
     """Where one trial trains at a time: a GPU (``CUDA_VISIBLE_DEVICES``) or a share of the CPU's threads."""
 
     label: str
-    env: tuple[tuple[str, str], ...]
+    env: tuple[tuple[str, str], ...]  # a CPU slot's: the even share; each trial's own comes from cpu_share
     cpus: int = 0  # a CPU slot: the cores the driver shares out between its trials; 0 for a GPU
 
 
@@ -74,10 +74,7 @@ def trials_left(manifest: dict) -> int:
     """How many trials the sweep may still train: its unfinished ones, and the settings a search has yet to draw."""
     trials = manifest.get("trials") or {}
     unfinished = sum(entry["status"] in UNFINISHED for entry in trials.values())
-    if manifest.get("search") == "grid":
-        return unfinished
-    planned = (manifest.get("trials_limit") or 0) * len(manifest.get("seeds") or [0])
-    return unfinished + max(0, planned - len(trials))
+    return unfinished + max(0, planned_trials(manifest) - len(trials))  # a grid's are all listed already
 
 
 def cpu_share(cpus: int, running: list[int], free_slots: int, to_start: int) -> int:

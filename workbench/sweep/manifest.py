@@ -56,8 +56,7 @@ def summarize_sweep(sweep: Sweep) -> dict:
     trials = manifest.get("trials") or {}
     statuses = [RunDir(sweep.path / name).status() if entry["status"] == "running" else entry["status"]
                 for name, entry in trials.items()]
-    planned = len(trials) if manifest.get("search") == "grid" else \
-        (manifest.get("trials_limit") or 0) * len(manifest.get("seeds") or [0])
+    planned = planned_trials(manifest)
     done = sum(status in FINAL for status in statuses)
     running = any(status in ("running", "paused") for status in statuses) or bool(drivers_here(manifest))
     return {"kind": "sweep", "name": manifest.get("name", sweep.path.name), "path": str(sweep.path),
@@ -65,6 +64,14 @@ def summarize_sweep(sweep: Sweep) -> dict:
             "model": f"sweep · {manifest.get('model', '?')}", "dataset": manifest.get("base", {}).get("dataset", "?"),
             "loss": manifest.get("base", {}).get("loss", "?"), "step": done, "total_steps": planned,
             "d_loss": None, "g_loss": None, "started": manifest.get("created")}
+
+
+def planned_trials(manifest: dict) -> int:
+    """How many trials the sweep trains in all: a grid's are all listed; a search draws ``--trials`` settings,
+    each with every seed."""
+    if manifest.get("search") == "grid":
+        return len(manifest.get("trials") or {})
+    return (manifest.get("trials_limit") or 0) * len(manifest.get("seeds") or [0])
 
 
 def drivers_here(manifest: dict) -> list[int]:

@@ -35,7 +35,8 @@ def plan_sweep(registry, *, model: str, sets: list[str], seeds: int, search: str
         return param
 
     fixed, axes = parse_sets(sets, lookup)
-    clash = {a.key for a in axes} & {item.partition("=")[0].strip() for item in fixed}
+    fixed_keys = {item.partition("=")[0].strip() for item in fixed}
+    clash = {a.key for a in axes} & fixed_keys
     if clash:
         raise ConfigError(f"--set {sorted(clash)[0]} is given both as one value and as a list or range; give it once.")
     if seeds < 1:
@@ -47,7 +48,7 @@ def plan_sweep(registry, *, model: str, sets: list[str], seeds: int, search: str
     name = check_run_name(name or f"sweep-{model}-{time.strftime('%Y%m%d-%H%M%S')}")
     base = build_config(registry, model, sets=fixed, runs_dir=runs_dir, **run_fields)
     notes = []
-    if "eval_every" in {item.partition("=")[0].strip() for item in fixed} and not base.engine["eval_every"]:
+    if "eval_every" in fixed_keys and not base.engine["eval_every"]:
         if prune is not None:
             raise ConfigError("--prune judges trials by their evaluations during training, and eval_every=0 turns "
                               "them off; give eval_every=N or leave out --prune.")

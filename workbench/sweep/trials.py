@@ -3,7 +3,8 @@
 A trial is launched exactly as the workbench launches a run: the driver makes
 its run folder with ``create_run_dir`` (the config.json carries the sweep, trial
 and point in ``tags``) and starts ``python -m workbench run --config
-<folder>/config.json``, whose console goes to ``console.log`` in the folder. On Linux the child asks the kernel for SIGTERM when its driver dies
+<folder>/config.json``, whose console goes to ``console.log`` in the folder.
+On Linux the child asks the kernel for SIGTERM when its driver dies
 (``PR_SET_PDEATHSIG``), so after a ``kill -9`` of the driver every trial
 checkpoints and stops instead of training unattended.
 """

@@ -14,7 +14,7 @@ from workbench.engine.events import iter_events
 from workbench.engine.rundir import RunDir, steps_done
 from workbench.sweep.compare import compare_runs, sweep_runs, sweep_statuses
 from workbench.sweep.figures import sheet_step
-from workbench.sweep.manifest import FINAL, Sweep
+from workbench.sweep.manifest import FINAL, Sweep, planned_trials
 from workbench.sweep.space import point_label
 
 Points = list[tuple[int, float]]
@@ -63,8 +63,7 @@ def read_sweep(sweep: Sweep) -> SweepView:
         view.trials.append({"name": name, "setting": point_label(entry["point"]), "seed": entry["seed"],
                             "status": status, "step": steps_done(run, state), "total": state.get("total_steps"),
                             "objective": entry.get("objective"), "pruned_at": entry.get("pruned_at")})
-    limit = manifest.get("trials_limit")
-    planned = len(view.trials) if manifest.get("search") == "grid" else (limit or 0) * len(manifest.get("seeds", [0]))
+    planned = planned_trials(manifest)
     view.title = (f"sweep {manifest.get('name', sweep.path.name)} · {manifest.get('model', '?')} · "
                   f"{manifest.get('search', '?')} · {metric} ({'lower' if objective['lower_is_better'] else 'higher'}"
                   f" is better) · {done}/{planned} trials done")
