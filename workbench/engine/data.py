@@ -79,8 +79,12 @@ class DeviceImages:
         return self.images[idx].to(memory_format=self.memory_format).float().mul_(2 / 255).sub_(1)
 
     def fields(self, idx: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        """The batch fields ``names`` (a model's ``batch_fields``) at ``idx``, as keywords for ``train_step``.
-        An unconditional model's step asks for none: an empty loop."""
+        """The batch fields ``names`` (a model's ``batch_fields``) at ``idx``, as keywords for ``train_step``."""
+        return {name: tensor[idx] for name, tensor in self.field_tensors(names).items()}
+
+    def field_tensors(self, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """The whole-dataset tensors behind the batch fields ``names``, checked once (the training step then only
+        indexes them). An unconditional model asks for none."""
         out = {}
         for name in names:
             if name not in self.FIELDS:
@@ -88,5 +92,5 @@ class DeviceImages:
                                   f'{", ".join(self.FIELDS)}.')
             if self.labels is None:
                 raise ConfigError("The model trains on labels, but the dataset has none.")
-            out[name] = self.labels[idx]
+            out[name] = self.labels
         return out

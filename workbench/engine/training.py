@@ -278,12 +278,13 @@ class Run:
         replayed as a CUDA graph when ``self.graphed``."""
         model, loss, data = self.model, self.loss, self.data
         autocast = autocast_context(self.device, self.config.engine["amp"], self.graphed)
-        fields = tuple(model.batch_fields)  # only what the model declared: an unconditional model gets none
+        # Only what the model declared (an unconditional model gets none), checked here rather than every step.
+        sources = data.field_tensors(tuple(model.batch_fields))
 
         def step(idx: torch.Tensor) -> torch.Tensor:
             real = data.take(idx)
             with autocast:
-                metrics = model.train_step(real, loss, **data.fields(idx, fields))
+                metrics = model.train_step(real, loss, **{name: tensor[idx] for name, tensor in sources.items()})
             return torch.stack([metrics[k].float() for k in METRIC_KEYS])
 
         if not self.graphed:
