@@ -83,19 +83,26 @@ def main(args) -> int:
     if not ranks.leader:
         if reason == "failed":
             _say(f"ganbench: rank {ranks.rank}: {run.end_message}", sys.stderr)
-        return EXIT_CODES.get(reason, 1) if not (reason == "stopped" and received) else 128 + received[-1]
+        return _exit_code(reason, received)
     _say(f"run directory: {run.dir.path}", sys.stdout)
     if reason in ("failed", "diverged"):
         _say(f"ganbench: {reason}: {run.end_message}", sys.stderr)
     if run.unrecorded:  # what ganbench runs and --resume read could not be told: say it here, at least
-        kept = " and ".join(str(path) for path in run.unrecorded)
-        has_it = {run.dir.events: "events.jsonl", run.dir.state: "state.json"}
-        told = [name for path, name in has_it.items() if path not in run.unrecorded]
-        _say(f"ganbench: the end of the run could not be recorded in {kept} (the disk refused the write)"
-             f"{'; ' + told[0] + ' has it' if told else ''}.", sys.stderr)
-    if reason == "stopped" and received:
-        return 128 + received[-1]
-    return EXIT_CODES.get(reason, 1)
+        _say(_unrecorded_sentence(run), sys.stderr)
+    return _exit_code(reason, received)
+
+
+def _exit_code(reason: str, received: list[int]) -> int:
+    """A run stopped by a signal exits with 128 + that signal (as the shell expects); otherwise by its end."""
+    return 128 + received[-1] if reason == "stopped" and received else EXIT_CODES.get(reason, 1)
+
+
+def _unrecorded_sentence(run) -> str:
+    kept = " and ".join(str(path) for path in run.unrecorded)
+    has_it = {run.dir.events: "events.jsonl", run.dir.state: "state.json"}
+    told = [name for path, name in has_it.items() if path not in run.unrecorded]
+    return (f"ganbench: the end of the run could not be recorded in {kept} (the disk refused the write)"
+            f"{'; ' + told[0] + ' has it' if told else ''}.")
 
 
 def _prepare(args, ranks):

@@ -180,10 +180,9 @@ class Run:
                       previous_status=self.previous_status, classes=list(self.classes),
                       conditional=needs_labels(self.model), grid_rows=grid_rows(self.model, self.classes),
                       **self._job_fields())
-            for warning in self.resume_warnings + ([self.graphs_warning] if self.graphs_warning else []):
+            rows_note = grid_rows_note(self.classes) if needs_labels(self.model) else None
+            for warning in self.resume_warnings + [w for w in (self.graphs_warning, rows_note) if w]:
                 self.emit("warning", message=warning)
-            if needs_labels(self.model) and grid_rows_note(self.classes):
-                self.emit("warning", message=grid_rows_note(self.classes))
         except OSError as exc:
             self._release()
             raise DiskError(f"Cannot write to the run directory {self.dir.path}: {exc.strerror or exc}.") from None
