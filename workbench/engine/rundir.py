@@ -26,8 +26,6 @@ from workbench.config import RunConfig, check_run_name, run_name_default, runs_r
 from workbench.engine.lock import LOCK_NAME, run_is_locked
 from workbench.errors import CheckpointError, ConfigError, DiskError
 
-FINISHED = {"completed", "stopped", "diverged", "failed"}
-
 
 @dataclass
 class RunDir:

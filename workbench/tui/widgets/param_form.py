@@ -115,6 +115,3 @@ class ParamForm(Vertical):
     def values(self) -> dict[str, Any]:
         """The parsed value of every field; call only when ``errors()`` is empty."""
         return {f.spec.name: f.value() for f in self.fields()}
-
-    def texts(self) -> dict[str, str]:
-        return {f.spec.name: f.input.value for f in self.fields()}
