@@ -87,6 +87,8 @@ class AAE(GanModel):
         return self.decoder(z)
 
     cuda_graph_safe = True  # the same tensor work every step
+    ema_network = "decoder"  # the generator of images: what an EMA averages and samples draw from
+    d_sees_images = False  # D judges latent codes: nothing for an image augmentation to do
 
     def train_step(self, real: torch.Tensor, loss: AdversarialLoss) -> Metrics:
         w = self.hp["adv_weight"]
@@ -98,9 +100,9 @@ class AAE(GanModel):
         self.D.requires_grad_(False)
         fake_logits = self.D(encoded)
         g_loss = w * loss.g_loss(fake_logits) + (1 - w) * torch.nn.functional.l1_loss(decoded, real)
-        g_loss.backward()
+        self.backward(g_loss, "generator")  # through the fp16 scaler under amp=fp16
         self.D.requires_grad_(True)
-        opt_g.step()
+        self.optimizer_step("generator")
         # (2) Update D: the prior's samples are "real", the encoder's codes are "fake".
         opt_d = self.optimizers["discriminator"]
         opt_d.zero_grad(set_to_none=True)
@@ -110,8 +112,8 @@ class AAE(GanModel):
         penalty = loss.penalty(self.D, prior, encoded.detach())
         if penalty is not None:
             d_loss = d_loss + penalty
-        d_loss.backward()
-        opt_d.step()
+        self.backward(d_loss, "discriminator")
+        self.optimizer_step("discriminator")
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
                 "d_real": loss.score(real_logits), "d_fake": loss.score(fake_logits)}
 

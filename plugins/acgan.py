@@ -103,27 +103,32 @@ class ACGAN(ConditionalGAN):
         opt_g = self.optimizers["generator"]
         opt_g.zero_grad(set_to_none=True)
         self.D.requires_grad_(False)
-        validity, pred_label = self.D(fake)
+        validity, pred_label = self._d(fake)
         g_loss = 0.5 * (loss.g_loss(validity) + F.cross_entropy(pred_label, gen_labels))
-        g_loss.backward()
+        self.backward(g_loss, "generator")
         self.D.requires_grad_(True)
-        opt_g.step()
+        self.optimizer_step("generator")
 
         # (2) Update D: real and fake apart, each judged and classified.
         opt_d = self.optimizers["discriminator"]
         opt_d.zero_grad(set_to_none=True)
         fake = fake.detach()
-        real_pred, real_aux = self.D(real)
-        fake_pred, fake_aux = self.D(fake)
+        real_pred, real_aux = self._d(real)  # through the run's augmentation, as every image D sees
+        fake_pred, fake_aux = self._d(fake)
+        self.augment.observe(real_pred)
         d_loss = 0.25 * (loss.d_loss(real_pred, fake_pred)
                          + F.cross_entropy(real_aux, labels) + F.cross_entropy(fake_aux, gen_labels))
-        penalty = loss.penalty(lambda images: self.D(images)[0], real, fake)
-        if penalty is not None:
-            d_loss = d_loss + penalty
-        d_loss.backward()
-        opt_d.step()
+
+        def critic(images):  # D's adversarial head, for the penalties
+            return self._d(images)[0]
+
+        for term in (loss.penalty(critic, real, fake), self.penalties.term(self.step, real, fake, critic)):
+            if term is not None:
+                d_loss = d_loss + term
+        self.backward(d_loss, "discriminator")
+        self.optimizer_step("discriminator")
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_real": loss.score(real_pred),
-                "d_fake": loss.score(validity)}
+                "d_fake": loss.score(validity), **self.penalties.latest}
 
 
 def build(hp: dict, data: DataInfo) -> ACGAN:

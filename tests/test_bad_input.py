@@ -117,7 +117,7 @@ def test_resuming_a_finished_run(capsys, place):
 
 def test_resume_with_settings_of_its_own(capsys, place):
     refused(capsys, "run", "--resume", place / "runs" / "earlier", "--plugin", "dcgan", "--lr", "0.1",
-            fragments=["--plugin, --lr cannot be given with it; only --steps, --epochs, --device and --data-root can."])
+            fragments=["--plugin, --lr cannot be given with it; only --steps, --kimg, --epochs, --device and --data-root can."])
 
 
 def test_resuming_what_is_not_a_run(capsys, place):

@@ -261,3 +261,27 @@ def test_a_batch_that_does_not_divide_among_the_processes_is_one_sentence_and_no
     assert err.strip() == ("ganbench: error: The batch size 31 does not divide among 2 processes; choose a "
                            "multiple of 2.")
     assert not (job.runs / "odd").exists()
+
+
+def test_a_one_process_run_with_ema_and_ada_resumes_on_two_ranks_keeping_both(job):
+    services = ["--set", "ema_kimg=0.05", "--set", "augment=ada", "--set", "augment_p=0.5", "--set", "ada_interval=4",
+                "--set", "ada_kimg=1000", "--set", "log_every=1"]
+    first = job.single("-p", "image_noise", *SMALL, *services, "--steps", "6", "--name", "grown", record="first")
+    _, err = finish(first)
+    assert first.returncode == 0, err
+    run_dir = job.runs / "grown"
+    at_6 = load_checkpoint(run_dir / "checkpoints" / "latest.safetensors").tensors
+    both = job.torchrun("--resume", str(run_dir), "--steps", "7", record="both")
+    _, err = finish(both)
+    assert both.returncode == 0, err
+    assert json.loads((run_dir / "state.json").read_text())["world_size"] == 2
+    p_at_6 = at_6["state/augment/p"].item()
+    assert p_at_6 != 0.5, "p never moved in the first process: a reset would not show"
+    step_7 = [e for e in events_of(run_dir, "metrics") if e["step"] == 7]
+    assert step_7[0]["aug_p"] == pytest.approx(p_at_6, abs=1e-7), "the two ranks did not start from the saved p"
+    at_7 = load_checkpoint(run_dir / "checkpoints" / "latest.safetensors").tensors
+    beta = 0.5 ** (32 / 50)  # the whole job's batch of 32 against a half-life of 50 images
+    ema = [k for k in at_7 if k.startswith("ema/generator/")]
+    assert ema
+    for key in ema:  # one update on two ranks, from the EMA the one process saved
+        assert torch.allclose(at_7[key], beta * at_6[key] + (1 - beta) * at_7["net/" + key[4:]], atol=1e-6), key

@@ -25,12 +25,32 @@ ENGINE_PARAMS = (
     HyperParam("eval_samples", "int", 10000, "generated images per quality evaluation", min=10, max=100000),
     HyperParam("on_nan", "str", "stop", "when a loss or weight turns NaN/Inf: stop the run, or skip that step "
                "(skip checks every step, which costs a little speed)", choices=("stop", "skip")),
-    HyperParam("amp", "str", "none", "mixed precision of the training step: none, or bf16 autocast (CUDA only)",
-               choices=("none", "bf16")),
+    HyperParam("amp", "str", "none", "mixed precision of the training step (CUDA only): none, bf16 autocast, or "
+               "fp16 autocast with a loss scaler per optimizer", choices=("none", "bf16", "fp16")),
     HyperParam("compile", "str", "off", "torch.compile each network: off, or on (slow first steps, needs a C "
                "compiler)", choices=("off", "on")),
     HyperParam("cuda_graphs", "str", "auto", "replay the training step as one CUDA graph: auto (on CUDA, for "
                "models that declare their step graph-safe), on, or off", choices=("auto", "on", "off")),
+    HyperParam("ema_kimg", "float", 0.0, "generator EMA: half-life in thousands of images (0: off); grids, "
+               "sample and eval then draw from the average", min=0.0, max=100000.0),
+    HyperParam("ema_rampup", "float", 0.0, "EMA ramp-up: the half-life is at most this share of the images "
+               "seen so far (0: none; stylegan2-ada uses 0.05)", min=0.0, max=1.0),
+    HyperParam("augment", "str", "none", "augment every image D sees: none, diffaug (DiffAugment: colour, "
+               "translation, cutout) or ada (adaptive p from the sign of D(real))", choices=("none", "diffaug", "ada")),
+    HyperParam("augment_p", "float", 1.0, "diffaug: the probability of each op (ada starts from 0 and adapts)",
+               min=0.0, max=1.0),
+    HyperParam("ada_target", "float", 0.6, "ada: the target of E[sign(D(real))]", min=0.0, max=1.0),
+    HyperParam("ada_interval", "int", 4, "ada: adjust p every N steps", min=1, max=10000),
+    HyperParam("ada_kimg", "float", 500.0, "ada: thousands of images for p to go from 0 to 1", min=0.001,
+               max=100000.0),
+    HyperParam("r1_gamma", "float", 0.0, "R1: weight of the zero-centred gradient penalty on real images (0: off)",
+               min=0.0, max=1e6),
+    HyperParam("r2_gamma", "float", 0.0, "R2: weight of the zero-centred gradient penalty on fakes (0: off)",
+               min=0.0, max=1e6),
+    HyperParam("reg_every", "int", 16, "apply R1/R2 every N steps, scaled by N (lazy regularisation; 1: every "
+               "step)", min=1, max=10000),
+    HyperParam("train_images", "int", 0, "train on this many images of the training split (0: all), the same "
+               "fixed subset in every run: the small-data regime", min=0, max=100_000_000),
     HyperParam("sync_bn", "bool", False, "under torchrun on CUDA: BatchNorm statistics over the whole job's "
                "batch (SyncBatchNorm) rather than each GPU's share"),
 )
@@ -53,6 +73,7 @@ class RunConfig:
     hyperparams: dict[str, Any]
     engine: dict[str, Any] = field(default_factory=lambda: {p.name: p.default for p in ENGINE_PARAMS})
     steps: int | None = None
+    kimg: float | None = None  # the length in thousands of images (all ranks), instead of steps or epochs
     device: str = "auto"
     seed: int = 0
     runs_dir: str = field(default_factory=default_runs_dir)
@@ -81,6 +102,7 @@ def build_config(registry: Registry, model: str, *, dataset: str | None = None, 
     spec = registry.model(model)
     config = RunConfig(model=model, dataset=dataset or spec.dataset, loss=loss or spec.loss,
                        hyperparams=spec.defaults(), **{k: v for k, v in fields.items() if v is not None})
+    config.engine.update(getattr(spec, "engine_defaults", {}) or {})  # what the model asks of the engine
     registry.dataset(config.dataset)
     registry.loss(config.loss)
     for item in sets:
@@ -119,6 +141,10 @@ def validate(config: RunConfig, registry: Registry) -> None:
         config.engine[param.name] = param.check(config.engine.get(param.name, param.default))
     if config.steps is not None and config.steps < 1:
         raise ConfigError(f"--steps must be at least 1; got {config.steps}.")
+    if config.kimg is not None and not 0 < config.kimg <= 1e7:
+        raise ConfigError(f"--kimg must be more than 0 (thousands of images); got {config.kimg}.")
+    if config.kimg is not None and config.steps is not None:
+        raise ConfigError("Give the length as --steps or as --kimg, not both.")
     if not 0 <= config.seed < 2 ** 32:
         raise ConfigError(f"--seed must be between 0 and {2 ** 32 - 1}; got {config.seed}.")
     if config.device not in ("auto", "cpu", "cuda", "mps") and not config.device.startswith("cuda:"):
@@ -128,7 +154,8 @@ def validate(config: RunConfig, registry: Registry) -> None:
 
 
 _FIELD_TYPES = {"model": (str,), "dataset": (str,), "loss": (str,), "hyperparams": (dict,), "engine": (dict,),
-                "steps": (int, type(None)), "device": (str,), "seed": (int,), "runs_dir": (str,),
+                "steps": (int, type(None)), "kimg": (int, float, type(None)), "device": (str,), "seed": (int,),
+                "runs_dir": (str,),
                 "name": (str, type(None)), "data_root": (str, type(None)), "download": (bool,),
                 "tags": (dict,)}
 

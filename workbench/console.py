@@ -16,10 +16,23 @@ from workbench.engine.events import Event
 from workbench.training_metrics import METRIC_KEYS, METRIC_LABELS
 
 
-def metrics_text(event: Event) -> str:
+def metrics_text(event: Event, extra: tuple[str, ...] = ()) -> str:
+    """The four numbers, then the ``extra`` ones a model or the engine declared (``r1 0.0213  aug_p 0.127``),
+    the images seen and the rate."""
     values = "  ".join(f"{METRIC_LABELS[key]} {event[key]:{'.4f' if key.endswith('loss') else '.3f'}}"
                        for key in METRIC_KEYS)
-    return f"{values}  {event['images_per_s']:,.0f} img/s"
+    values += "".join(f"  {key} {_number(event[key])}" for key in extra if key in event)
+    kimg = f"  {event['kimg']:,.1f} kimg" if isinstance(event.get("kimg"), (int, float)) else ""
+    return f"{values}{kimg}  {event['images_per_s']:,.0f} img/s"
+
+
+def extra_keys(run_start: Event) -> tuple[str, ...]:
+    """The metrics a run declared beyond the four, from its ``run_start`` event."""
+    return tuple(key for key in run_start.get("metric_keys", ()) if key not in METRIC_KEYS)
+
+
+def _number(value) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else str(value)  # the log writes NaN as a string
 
 
 def job_text(event: Event) -> str:
@@ -42,6 +55,7 @@ class PlainProgress:
     def __init__(self, stream: TextIO = sys.stdout, interval: float = 10.0):
         self.stream, self.interval = stream, interval
         self.total = self.spe = 1
+        self.extra: tuple[str, ...] = ()
         self._last = 0.0
 
     def _line(self, text: str) -> None:
@@ -51,7 +65,7 @@ class PlainProgress:
     def __call__(self, event: Event) -> None:
         kind = event["type"]
         if kind == "run_start":
-            self.total, self.spe = event["total_steps"], event["steps_per_epoch"]
+            self.total, self.spe, self.extra = event["total_steps"], event["steps_per_epoch"], extra_keys(event)
             resumed = f", resumed from {event['resumed_from']}" if event.get("resumed_from") else ""
             self._line(f"run {event['config']['name']}: {event['config']['model']} on {event['config']['dataset']} "
                        f"({event['dataset_size']:,} images), {event['device']}{job_text(event)}, "
@@ -60,7 +74,7 @@ class PlainProgress:
             now = time.monotonic()
             if now - self._last >= self.interval or event["step"] >= self.total:
                 self._last = now
-                self._line(f"epoch {event['epoch'] + 1} step {event['step']:,}/{self.total:,}  {metrics_text(event)}")
+                self._line(f"epoch {event['epoch'] + 1} step {event['step']:,}/{self.total:,}  {metrics_text(event, self.extra)}")
         elif kind in ("sample", "checkpoint"):
             self._line(f"{kind} written: {event['path']}")
         elif kind == "eval":
@@ -84,13 +98,13 @@ class RichProgress:
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                                  TextColumn("{task.fields[info]}"), console=self.console, transient=False)
         self.epoch_task = self.batch_task = None
-        self.spe = 1
+        self.spe, self.extra = 1, ()
 
     def __call__(self, event: Event) -> None:
         kind, progress = event["type"], self.progress
         if kind == "run_start":
             cfg = event["config"]
-            self.spe = event["steps_per_epoch"]
+            self.spe, self.extra = event["steps_per_epoch"], extra_keys(event)
             epochs = -(-event["total_steps"] // self.spe)
             self.console.print(f"[bold]{cfg['name']}[/]: {cfg['model']} on {cfg['dataset']} "
                                f"({event['dataset_size']:,} images, {event['dataset_source']}), loss {cfg['loss']}, "
@@ -100,7 +114,7 @@ class RichProgress:
             self.batch_task = progress.add_task("batch", total=min(self.spe, event["total_steps"]),
                                                 completed=event["step"] % self.spe, info="")
         elif kind == "metrics":
-            progress.update(self.batch_task, completed=event["batch"], info=metrics_text(event))
+            progress.update(self.batch_task, completed=event["batch"], info=metrics_text(event, self.extra))
             progress.update(self.epoch_task, completed=event["epoch"])
         elif kind == "epoch_end":
             progress.update(self.epoch_task, completed=event["epoch"] + 1)

@@ -28,6 +28,8 @@ class ModelSpec:
     :param dataset: the dataset used when the user names none.
     :param loss: the loss used when the user names none.
     :param version: the plugin's version, stored in checkpoints.
+    :param engine_defaults: engine settings the model trains with unless ``--set`` says otherwise (a modern
+        model: ``{"ema_kimg": 10, "augment": "diffaug"}``).
     """
 
     name: str
@@ -37,6 +39,7 @@ class ModelSpec:
     dataset: str = "fashion-mnist-test"
     loss: str = "bce"
     version: str = "1"
+    engine_defaults: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str) -> HyperParam | None:
         return next((p for p in self.hyperparams if p.name == name), None)

@@ -26,6 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("-n", type=int, default=10000, help="generated images to evaluate (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    parser.add_argument("--raw", action="store_true", help="draw from the trained generator, not its EMA "
+                        "(for a run trained with ema_kimg > 0)")
     parser.add_argument("--no-log", action="store_true", help="do not append the result to the run's events")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -54,7 +56,7 @@ def main(args) -> int:
     plugins = load_plugins()
     for error in plugins.errors:
         print(f"warning: {error}", file=sys.stderr)
-    model, checkpoint = load_model(path, plugins, args.device)
+    model, checkpoint = load_model(path, plugins, args.device, raw=args.raw)
     device = next(next(iter(model.networks.values())).parameters()).device
     config = RunConfig.from_dict(checkpoint.meta["config"])
     evaluator = Evaluator(plugins, config, int(checkpoint.meta["image_shape"][-1]), device, args.metric or None)

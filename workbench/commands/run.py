@@ -23,6 +23,8 @@ def add_arguments(run) -> None:
     length = run.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="passes over the dataset")
     length.add_argument("--steps", type=int, help="training steps (instead of --epochs)")
+    length.add_argument("--kimg", type=float, help="thousands of training images, all processes together "
+                        "(instead of --steps or --epochs)")
     run.add_argument("--batch-size", type=int, help="images per step")
     run.add_argument("--lr", type=float, help="Adam learning rate of both networks")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -153,8 +155,9 @@ def _prepare_leader(args, plugins, control, ranks):
                if given not in (None, [])]
         if own:
             raise GanbenchError(f"--resume continues a run with its own settings, so {', '.join(own)} cannot be "
-                                f"given with it; only --steps, --epochs, --device and --data-root can.")
-        overrides = {"steps": args.steps, "device": args.device, "epochs": args.epochs, "data_root": args.data_root,
+                                f"given with it; only --steps, --kimg, --epochs, --device and --data-root can.")
+        overrides = {"steps": args.steps, "kimg": args.kimg, "device": args.device, "epochs": args.epochs,
+                     "data_root": args.data_root,
                      "download": True if args.download else None}
         return prepare_run(None, plugins, resume=Path(args.resume), control=control, ranks=ranks,
                            overrides={k: v for k, v in overrides.items() if v is not None})
@@ -193,7 +196,8 @@ def _sets(args) -> list[str]:
 
 
 def _fields(args) -> dict:
-    return {"steps": args.steps, "device": args.device, "seed": args.seed, "runs_dir": args.runs_dir,
+    return {"steps": args.steps, "kimg": args.kimg, "device": args.device, "seed": args.seed,
+            "runs_dir": args.runs_dir,
             "name": args.name, "data_root": args.data_root, "download": args.download or None}
 
 

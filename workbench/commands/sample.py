@@ -24,6 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output", default="samples.png", help="PNG file to write (default samples.png)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    parser.add_argument("--raw", action="store_true", help="draw from the trained generator, not its EMA "
+                        "(for a run trained with ema_kimg > 0)")
     parser.add_argument("--class", dest="class_name", metavar="NAME_OR_INDEX",
                         help="a conditional model draws only this class (default: one row per class)")
 
@@ -36,7 +38,7 @@ def main(args) -> int:
 
     if not 1 <= args.n <= MAX_IMAGES:
         raise GanbenchError(f"-n must be between 1 and {MAX_IMAGES:,}; got {args.n:,}.")
-    model, checkpoint = load_model(Path(args.checkpoint), load_plugins(), args.device)
+    model, checkpoint = load_model(Path(args.checkpoint), load_plugins(), args.device, raw=args.raw)
     output = Path(args.output)
     try:
         if args.class_name is None and not needs_labels(model):

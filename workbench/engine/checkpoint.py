@@ -20,6 +20,7 @@ import torch
 
 from workbench import __version__
 from workbench.atomic import atomic_write
+from workbench.engine.state import tensor_state
 from workbench.errors import CheckpointError, ConfigError
 
 FORMAT = "ganbench-checkpoint/1"
@@ -42,18 +43,15 @@ class Checkpoint:
 
 
 def save_checkpoint(path: Path, model, meta: dict[str, Any], extra: dict[str, torch.Tensor]) -> None:
-    """Write every network and optimizer of ``model`` plus ``extra`` tensors, atomically.
+    """Write the whole training state of ``model`` (``GanModel.state_parts``) plus ``extra`` tensors, atomically.
 
     :param meta: JSON-able description (model, hyper-parameters, step ...); the ganbench version is added.
     """
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, torch.Tensor] = tensor_state(model)  # networks, averages (EMA) and buffers parts
     groups: dict[str, Any] = {}
-    for name, net in model.networks.items():
-        for key, value in net.state_dict().items():
-            tensors[f"net/{name}/{key}"] = value.detach().to("cpu").contiguous()
     for name, opt in model.optimizers.items():
         state = opt.state_dict()
         groups[name] = state["param_groups"]

@@ -76,8 +76,8 @@ def tune_backends(device: torch.device, engine: dict | None = None) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls on tensor cores (convolutions already are)
     amp = (engine or {}).get("amp", "none")
     if amp != "none" and device.type != "cuda":
-        raise ConfigError(f"amp={amp} needs a CUDA GPU: on {device.type} bf16 autocast is slower than float32 "
-                          f"(about 20x on a 2-core CPU), so train there with amp=none.")
+        raise ConfigError(f"amp={amp} needs a CUDA GPU: on {device.type} half-precision autocast is slower than "
+                          f"float32 (bf16 about 20x on a 2-core CPU), so train there with amp=none.")
     if (engine or {}).get("cuda_graphs") == "on" and device.type != "cuda":
         raise ConfigError(f"cuda_graphs=on needs a CUDA GPU; this run trains on {device.type}, so use "
                           f"cuda_graphs=auto or off.")
@@ -92,8 +92,9 @@ def autocast_context(device: torch.device, amp: str = "none", graphed: bool = Fa
     A step replayed as a CUDA graph must not keep autocast's cache of bf16 weight copies between
     steps (PyTorch's CUDA-graph notes), so ``graphed`` turns the cache off.
     """
-    if amp == "bf16" and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=not graphed)
+    if amp in ("bf16", "fp16") and device.type == "cuda":
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype, cache_enabled=not graphed)
     return contextlib.nullcontext()
 
 

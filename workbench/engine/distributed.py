@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from workbench.engine.checkpoint import match_layouts
+from workbench.engine.state import broadcast_tensors, load_object_states, object_states
 from workbench.errors import ConfigError, GanbenchError
 
 # A rank that dies is noticed at once by gloo (its sockets close) and by torchrun's agent, which ends the
@@ -146,17 +147,24 @@ def share_start_state(model, position: dict, ranks: Ranks) -> dict:
     if not ranks.distributed:
         return position
     with _collective("starting"):
-        for net in model.networks.values():
-            for tensor in (*net.parameters(), *net.buffers()):
-                dist.broadcast(tensor.data, src=0)
+        for tensor in broadcast_tensors(model):  # networks, averages (the EMA), module-held buffers (ADA's p)
+            dist.broadcast(tensor.data, src=0)
     states = {name: _cpu(opt.state_dict()) for name, opt in model.optimizers.items()} if ranks.leader else None
-    states, position = broadcast_object((states, position), ranks)
+    objects = object_states(model) if ranks.leader else None
+    states, objects, position = broadcast_object((states, objects, position), ranks)
     if not ranks.leader:
         for name, opt in model.optimizers.items():
             if states[name]["state"]:
                 opt.load_state_dict(states[name])
                 match_layouts(opt)
+        load_object_states(model, objects)
     return position
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> None:
+    """Sum ``tensor`` over the ranks in place (ADA's statistic, the fp16 scalers' overflow flags)."""
+    with _collective("training"):
+        dist.all_reduce(tensor)
 
 
 def _cpu(state: dict) -> dict:

@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from workbench.engine.state import live_tensors
+
 MAX_SKIPS_IN_A_ROW = 20  # with on_nan=skip: this many bad steps in a row means the run has diverged anyway
 
 
@@ -83,12 +85,7 @@ class StepGuard:
         self.in_a_row = 0
 
     def _live_tensors(self) -> list[torch.Tensor]:
-        tensors = [t for net in self.model.networks.values() for t in (*net.parameters(), *net.buffers())]
-        for opt in self.model.optimizers.values():
-            for group in opt.param_groups:
-                for p in group["params"]:
-                    tensors += [v for v in opt.state.get(p, {}).values() if isinstance(v, torch.Tensor)]
-        return [t.detach() for t in tensors]
+        return live_tensors(self.model)  # weights, moments and the buffers parts (ADA's accumulators ...)
 
     @torch.no_grad()
     def save(self) -> None:

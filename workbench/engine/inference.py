@@ -22,8 +22,12 @@ from workbench.plugins import PluginSet
 from workbench.registry import DataInfo
 
 
-def load_model(path: Path, plugins: PluginSet, device: str = "auto"):
-    """Rebuild the model a checkpoint describes, with its weights, on ``device``. Returns (model, checkpoint)."""
+def load_model(path: Path, plugins: PluginSet, device: str = "auto", raw: bool = False):
+    """Rebuild the model a checkpoint describes, with its weights, on ``device``. Returns (model, checkpoint).
+
+    A checkpoint with a generator EMA gives the averaged weights to its generator (what the run's grids
+    showed); ``raw`` keeps the trained generator's own.
+    """
     checkpoint = ckpt.load_checkpoint(resolve_checkpoint(path))
     meta = checkpoint.meta
     spec = plugins.registry.model(meta["model"])
@@ -37,9 +41,25 @@ def load_model(path: Path, plugins: PluginSet, device: str = "auto"):
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{checkpoint.path}: its hyper-parameters do not build a {meta['model']} ({exc}).") from None
     ckpt.restore_networks(checkpoint, model)
+    if not raw:
+        use_average(checkpoint, model)
     model.to(target)
     model.train()
     return model, checkpoint
+
+
+def use_average(checkpoint: ckpt.Checkpoint, model) -> bool:
+    """Load the checkpoint's EMA of the model's ``ema_network`` into that network; False when it has none."""
+    name = getattr(model, "ema_network", None)
+    prefix = f"ema/{name}/"
+    average = {k[len(prefix):]: v for k, v in checkpoint.tensors.items() if k.startswith(prefix)}
+    if name not in model.networks or not average:
+        return False
+    try:
+        model.networks[name].load_state_dict(average)
+    except RuntimeError:
+        raise CheckpointError(f"{checkpoint.path}: its {name} EMA does not fit the {name}.") from None
+    return True
 
 
 def _check_size_first(checkpoint: ckpt.Checkpoint, spec, image_shape, device: torch.device) -> None:
@@ -55,10 +75,11 @@ def _check_size_first(checkpoint: ckpt.Checkpoint, spec, image_shape, device: to
     check_fits(weights, f"The model in {checkpoint.path}", device)
 
 
-def sample_images(path: Path, plugins: PluginSet, n: int, seed: int = 0, device: str = "auto") -> torch.Tensor:
+def sample_images(path: Path, plugins: PluginSet, n: int, seed: int = 0, device: str = "auto",
+                  raw: bool = False) -> torch.Tensor:
     """``n`` images in [-1, 1] from the checkpoint at ``path``; the same seed gives the same noise on any device.
     A conditional model draws the classes in turn (0, 1, ..., 0, 1, ...)."""
-    return draw_samples(path, plugins, n, seed, device).images
+    return draw_samples(path, plugins, n, seed, device, raw=raw).images
 
 
 class Drawn:
@@ -70,13 +91,14 @@ class Drawn:
 
 
 def draw_samples(path: Path, plugins: PluginSet, n: int, seed: int = 0, device: str = "auto",
-                 class_name: str | None = None, by_class: bool = False) -> Drawn:
+                 class_name: str | None = None, by_class: bool = False, raw: bool = False) -> Drawn:
     """``n`` images from the checkpoint at ``path``.
 
     :param class_name: a conditional model draws only this class (its name or index).
     :param by_class: a conditional model draws one row per class (as the run's grids), ``int(sqrt(n))`` per row.
+    :param raw: draw from the trained generator, not its EMA.
     """
-    model, checkpoint = load_model(path, plugins, device)
+    model, checkpoint = load_model(path, plugins, device, raw=raw)
     return draw_from(model, checkpoint, n, seed, class_name, by_class)
 
 

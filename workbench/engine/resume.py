@@ -164,6 +164,8 @@ def restore_position(run, checkpoint: ckpt.Checkpoint) -> None:
     position in the data, the fixed noise and the random generators."""
     meta, tensors = checkpoint.meta, checkpoint.tensors
     run.step, run.epoch, run.batch = int(meta["step"]), int(meta.get("epoch", 0)), int(meta.get("batch", 0))
+    # a checkpoint from before images were counted: every step took a whole batch of the job
+    run.images_seen = int(meta.get("images_seen", run.step * run.data.global_batch_size))
     try:
         fixed = tensors.get("fixed_noise")
         if fixed is not None and fixed.dim() == 2 and fixed.shape[1] == run.model.latent_dim:

@@ -20,16 +20,18 @@ from workbench.engine.conditioning import check_labels_fit, data_info
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages, resize_uint8
 from workbench.engine.devices import compile_networks, pick_device, tune_backends
-from workbench.engine.distributed import (SINGLE, Ranks, average_gradients, broadcast_object, convert_sync_batch_norm,
-                                          job_device, rank_seed, share_start_state)
+from workbench.engine.distributed import (SINGLE, Ranks, all_reduce_sum, average_gradients, broadcast_object,
+                                          convert_sync_batch_norm, job_device, rank_seed, share_start_state)
 from workbench.engine.follower import FollowerRun, FollowerRunDir
 from workbench.engine.emitter import Listener
-from workbench.engine.loading import load_images
+from workbench.engine.loading import load_images, training_subset
 from workbench.engine.lock import acquire_run_lock
 from workbench.engine.memory import check_data_fits, check_step_fits, memory_summary
 from workbench.engine.resume import (ResumePoint, check_image_shape, check_steps_left, open_resume, reconcile,
                                      restore_position)
 from workbench.engine.rundir import RunDir, create_run_dir, discard_unstarted
+from workbench.engine.services import attach_services
+from workbench.engine.state import restore_tensor_state, state_bytes, weight_bytes
 from workbench.engine.training import Run
 from workbench.errors import ConfigError, GanbenchError, PluginError
 from workbench.plugins import PluginSet
@@ -62,6 +64,8 @@ def prepare_run(config: RunConfig | None, plugins: PluginSet, *, resume: Path | 
                 config.hyperparams["epochs"] = value
             elif value is not None:
                 setattr(config, key, value)
+                if key in ("steps", "kimg"):  # the new length replaces the old one, whichever way it was given
+                    setattr(config, "kimg" if key == "steps" else "steps", None)
     elif in_folder is not None:
         point = ResumePoint(None, _unstarted_folder(Path(in_folder)), config)
     if point.run_dir is not None:  # before the slow part: refuse at once if another process trains it
@@ -117,7 +121,8 @@ def follow_job(plugins: PluginSet, control: RunControl, ranks: Ranks) -> Run | N
 
 
 def _share_start(run: Run) -> None:
-    position = {"step": run.step, "epoch": run.epoch, "batch": run.batch, "resumed_from": run.resumed_from,
+    position = {"step": run.step, "epoch": run.epoch, "batch": run.batch, "images_seen": run.images_seen,
+                "resumed_from": run.resumed_from,
                 "last_checkpoint_step": run.last_checkpoint_step}
     position = share_start_state(run.model, position, run.ranks)
     if not run.ranks.leader:
@@ -142,7 +147,8 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     device = pick_device(job_device(config.device, ranks))
     tune_backends(device, config.engine)
     image_size = config.hyperparams.get("image_size", 28)
-    data = load_images(config, plugins, image_size)
+    data = training_subset(load_images(config, plugins, image_size), config.engine.get("train_images", 0),
+                           config.dataset)
     data_bytes = check_data_fits(data.images, image_size, device, config.dataset)  # refuse before the copy
     images = resize_uint8(data.images.to(device), image_size)
     info = data_info(data, int(images.shape[1]), image_size)  # the image shape (C, H, W), with the classes
@@ -157,6 +163,9 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     check_labels_fit(model, info, data, config.model, config.dataset)  # a conditional model needs labels
     model.to(device)
     model.make_optimizers()
+    global_batch = config.hyperparams["batch_size"]  # DeviceImages splits it over the ranks
+    services = attach_services(model, config.engine, global_batch, device,
+                               all_reduce_sum if ranks.distributed else None)  # before compiling: the EMA copy
     compile_networks(model, config.engine["compile"])
     labels = data.labels if model.batch_fields else None  # on the device only for a model that takes them
     batches = DeviceImages(images, config.hyperparams["batch_size"], device, config.seed, model.channels_last, labels,
@@ -165,17 +174,18 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     trial = batches.order(0)[:4].to(device)
     step_need = check_step_fits(model, loss, batches.take(trial), batches.batch_size, device,
                                 batches.fields(trial, model.batch_fields))
-    memory_note = memory_summary(data_bytes + step_need + _weight_bytes(model), device)
+    memory_note = memory_summary(data_bytes + step_need + weight_bytes(model) + state_bytes(model), device)
     if config.engine["sync_bn"]:  # after the check: its trial step runs on one rank's copy, without collectives
         convert_sync_batch_norm(model, device, ranks)
     average_gradients(model, ranks)
     if follower_dir is not None:
         return FollowerRun(config, plugins, FollowerRunDir(follower_dir), device, model, loss, batches, info,
-                           control or RunControl(), [], data.source, None, ranks)
+                           control or RunControl(), [], data.source, None, ranks, services)
     if checkpoint is not None:  # a checkpoint that does not fit is refused before any folder is created
         check_image_shape(checkpoint, image_shape)
         ckpt.restore_networks(checkpoint, model)
         ckpt.restore_optimizers(checkpoint, model)
+        fresh = restore_tensor_state(checkpoint.tensors, model, checkpoint.path)  # EMA, augmentation, scalers
         check_steps_left(checkpoint, config.steps or config.hyperparams["epochs"] * len(batches), run_dir)
         if run_dir is None:
             config.name = None  # a checkpoint carried away from its run directory starts a fresh one
@@ -186,11 +196,12 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     try:
         run = Run(config, plugins, run_dir, device, model, loss, batches, info,
                   control or RunControl(run_dir.requests), list(listeners), data.source, evaluate_during_training,
-                  ranks)
+                  ranks, services)
         run.lock = lock
         run.memory_note = memory_note
         if checkpoint is not None:
             restore_position(run, checkpoint)
+            run.resume_warnings += fresh
         if continuing and point.run_dir is not None:  # resuming in place: say how it had ended, tidy what a kill left
             status = run_dir.read_state().get("status", "unknown")
             run.previous_status = "crashed" if status in ("running", "paused") else status
@@ -206,6 +217,3 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         raise
     return run
 
-
-def _weight_bytes(model) -> int:
-    return sum(p.numel() * p.element_size() for net in model.networks.values() for p in net.parameters())

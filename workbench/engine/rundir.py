@@ -266,5 +266,10 @@ def summarize(run_dir: RunDir) -> dict:
             "model": config.get("model", "?"), "dataset": config.get("dataset", "?"), "loss": config.get("loss", "?"),
             "step": steps_done(run_dir, state, metrics), "total_steps": state.get("total_steps"),
             "world_size": state.get("world_size", 1), "images_per_s": metrics.get("images_per_s"),
-            "d_loss": metrics.get("d_loss"), "g_loss": metrics.get("g_loss"),
+            "d_loss": metrics.get("d_loss"), "g_loss": metrics.get("g_loss"), "kimg": metrics.get("kimg"),
+            # every training metric of the last log line: the four and what the run declared (r1, aug_p ...)
+            "metrics": {k: v for k, v in metrics.items() if k not in _NOT_METRICS},
             "started": run_dir.config.stat().st_mtime if run_dir.config.exists() else None}
+
+
+_NOT_METRICS = ("type", "time", "step", "epoch", "batch", "kimg", "images_per_s")

@@ -118,6 +118,7 @@ class PendingGrid:
     step: int
     epoch: int
     future: Future
+    raw: bool = False  # the raw generator's grid beside an EMA grid of the same step
 
 
 class GridWriter:
@@ -137,7 +138,8 @@ class GridWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganbench-samples")
         self.pending: list[PendingGrid] = []
 
-    def submit(self, images: torch.Tensor, path: Path, step: int, epoch: int, per_row: int | None = None) -> None:
+    def submit(self, images: torch.Tensor, path: Path, step: int, epoch: int, per_row: int | None = None,
+               raw: bool = False) -> None:
         """Lay out ``images`` (``per_row`` a row; default: a square grid) and write them to ``path`` in the
         background."""
         pixels, ready = grid_pixels(images, per_row), None
@@ -149,7 +151,7 @@ class GridWriter:
             pixels = host
         # A NumPy view made here (it shares the memory the copy fills): the thread touches no tensor.
         future = self._pool.submit(_write_when_ready, pixels.numpy(), ready, Path(path))
-        self.pending.append(PendingGrid(path, step, epoch, future))
+        self.pending.append(PendingGrid(path, step, epoch, future, raw))
 
     def finished(self, wait: bool = False) -> list[PendingGrid]:
         """The grids whose writes ended since the last call, in order (all of them, waiting, with ``wait``);

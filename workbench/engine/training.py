@@ -9,6 +9,7 @@ in ``events.jsonl`` and ``state.json``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import time
@@ -19,8 +20,7 @@ from typing import Any, Callable
 import torch
 
 from workbench.config import RunConfig
-from workbench.engine.checkpoint_files import write_step_checkpoint
-from workbench.engine.conditioning import draw_grid, grid_rows, grid_rows_note
+from workbench.engine.conditioning import grid_rows, grid_rows_note
 from workbench.engine.control import RunControl
 from workbench.engine.data import DeviceImages
 from workbench.engine.devices import autocast_context, describe_device, memory_in_use
@@ -33,7 +33,10 @@ from workbench.engine.graphs import GraphedStep, use_graphs
 from workbench.engine.lock import RunLock
 from workbench.engine.rundir import RunDir
 from workbench.engine.schedule import Due, LogClock
+from workbench.engine.outputs import RunOutputs
 from workbench.engine.samples import GridWriter
+from workbench.engine.services import Services
+from workbench.engine.state import averaged_weights
 from workbench.errors import DiskError, GanbenchError
 from workbench.model import needs_labels
 from workbench.plugins import PluginSet
@@ -42,14 +45,23 @@ from workbench.training_metrics import METRIC_KEYS
 Evaluator = Callable[["Run"], float]  # computes quality metrics now, emits an ``eval`` event, returns its seconds
 
 
-class Run:
+def total_steps(config: RunConfig, data: DeviceImages) -> int:
+    """The run's length in steps: ``--steps``, else ``--kimg`` thousand images of the whole job, else epochs."""
+    if config.steps:
+        return config.steps
+    if config.kimg:
+        return max(1, math.ceil(config.kimg * 1000 / data.global_batch_size))
+    return config.hyperparams["epochs"] * data.steps_per_epoch
+
+
+class Run(RunOutputs):
     """A prepared run. Attributes a plugin may read: ``config``, ``dir``, ``step``, ``epoch``, ``device``, and
     ``ranks`` (under torchrun: this process's ``rank`` of ``world``; one process is rank 0 of 1)."""
 
     def __init__(self, config: RunConfig, plugins: PluginSet, run_dir: RunDir, device: torch.device,
                  model, loss, data: DeviceImages, image_shape: tuple[int, int, int], control: RunControl,
                  listeners: list[Listener], dataset_source: str, evaluate: Evaluator | None = None,
-                 ranks: Ranks = SINGLE):
+                 ranks: Ranks = SINGLE, services: Services | None = None):
         self.config, self.plugins, self.dir, self.device, self.ranks = config, plugins, run_dir, device, ranks
         self.model, self.loss, self.data, self.image_shape = model, loss, data, image_shape
         self.classes: tuple[str, ...] = tuple(getattr(image_shape, "classes", ()))  # image_shape is a DataInfo
@@ -57,13 +69,18 @@ class Run:
         self.events = EventFanOut(plugins.manager.hook, listeners)
         self.listeners = self.events.listeners  # the console and the workbench add theirs here
         self.step = self.epoch = self.batch = 0
+        self.images_seen = 0  # images of the whole job trained on so far (kimg = images_seen / 1000)
+        self.services = services or Services(None, model.augment, 1)
         self.resumed_from: str | None = None
         self.spec = plugins.registry.model(config.model)
         self.noise = torch.Generator(device=device).manual_seed(rank_seed(config.seed, ranks.rank))
         model.noise = self.noise
+        if hasattr(model.augment, "generator"):
+            model.augment.generator = self.noise  # the augmentation draws from the run's generator too
         self.fixed_noise = torch.randn(config.engine["sample_count"], model.latent_dim,
                                        generator=torch.Generator().manual_seed(config.seed + 1)).to(device)
-        self.total_steps = config.steps or config.hyperparams["epochs"] * data.steps_per_epoch
+        self.total_steps = total_steps(config, data)
+        self.metric_keys = tuple(METRIC_KEYS) + tuple(model.metric_keys) + self.services.metric_keys()
         self.lock: RunLock | None = None  # held from prepare_run to the end of train
         self.last_checkpoint_step: int | None = None
         self.last_sample_step: int | None = None
@@ -74,10 +91,16 @@ class Run:
         self.watch = FailureWatch(getattr(loss, "name", config.loss))  # a loss derived from bce shares its scale
         self.skipped: list[int] = []  # steps undone by on_nan=skip since the last log
         self.grids = GridWriter()  # sample grids are encoded and written while training goes on
+        self.raw_grids: dict[int, Path] = {}  # the raw generator's grids written, until their EMA grid's event
         self.memory_note: str | None = None  # the build's memory estimate, for the out-of-memory sentence
-        self.graphed = use_graphs(config.engine["cuda_graphs"], device, model)  # the step as one CUDA graph
+        # the step as one CUDA graph, unless a service changes what a step does from one step to the next
+        self.graphed = use_graphs(config.engine["cuda_graphs"], device, model) and not self._services_vary()
         self.lockstep: Lockstep | None = None  # under torchrun: every rank's decisions taken together
         self.graphed, self.graphs_warning = graphs_in_job(self.graphed, ranks)
+
+    def _services_vary(self) -> bool:
+        model = self.model
+        return self.services.active or bool(model.metric_keys) or model.precision is not None
 
     @property
     def log(self) -> EventLog | None:
@@ -90,62 +113,6 @@ class Run:
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call one observer hook in every plugin; a failing plugin is reported, never fatal."""
         self.events.notify(hook, self, **kwargs)
-
-    # -- files --------------------------------------------------------------
-    def checkpoint_meta(self) -> dict[str, Any]:
-        return {"model": self.config.model, "model_version": self.spec.version, "dataset": self.config.dataset,
-                "loss": self.config.loss, "hyperparams": self.config.hyperparams, "image_shape": list(self.image_shape),
-                "latent_dim": self.model.latent_dim, "classes": list(self.classes), "step": self.step,
-                "epoch": self.epoch, "batch": self.batch,
-                "device": self.device.type, "config": self.config.to_dict(), "time": round(time.time(), 3)}
-
-    def save_checkpoint(self) -> Path:
-        """Write the checkpoint of this step (see ``write_step_checkpoint``) and say so in the log.
-
-        Raises DiskError (one sentence) when the disk refuses; the earlier checkpoints stay intact.
-        """
-        extra = {"rng/noise": self.noise.get_state(), "rng/torch": torch.get_rng_state(), "fixed_noise": self.fixed_noise}
-        if self.device.type == "cuda":
-            extra["rng/cuda"] = torch.cuda.get_rng_state(self.device)
-        try:
-            path = write_step_checkpoint(self.dir, self.step, self.model, self.checkpoint_meta(), extra,
-                                         self.config.engine["keep_checkpoints"])
-        except OSError as exc:
-            raise DiskError(f"Could not write the checkpoint of step {self.step} to {self.dir.checkpoints}: "
-                            f"{exc.strerror or exc}; {self.checkpoint_note()}.") from None
-        self.last_checkpoint_step = self.step
-        self.dir.write_state(step=self.step, checkpoint_step=self.step)  # what a crash from here on leaves
-        self.emit("checkpoint", step=self.step, epoch=self.epoch, path=str(path), file=self.dir.relative(path))
-        self.notify("ganbench_checkpoint_written", path=path, step=self.step)
-        return path
-
-    def save_samples(self) -> None:
-        """Start writing the fixed-noise grid of this step in the background; ``collect_samples`` reports it."""
-        path = self.dir.samples / f"step-{self.step:08d}.png"
-        with batch_norm_on_this_rank(self.model):  # rank 0 alone draws the grid: no SyncBatchNorm collective
-            images, per_row = draw_grid(self.model, self.fixed_noise)
-        self.grids.submit(images, path, self.step, self.epoch, per_row)
-        self.last_sample_step = self.step
-
-    def collect_samples(self, wait: bool = False) -> None:
-        """Emit the events of the grids written since the last call (waiting for all with ``wait``);
-        raises DiskError (one sentence) for a grid the disk refused."""
-        for grid in self.grids.finished(wait):
-            exc = grid.future.exception()
-            if isinstance(exc, OSError):
-                raise DiskError(f"Could not write the sample grid {grid.path}: {exc.strerror or exc}; "
-                                f"{self.checkpoint_note()}.")
-            if exc is not None:
-                raise exc
-            self.emit("sample", step=grid.step, epoch=grid.epoch, path=str(grid.path),
-                      file=self.dir.relative(grid.path))
-            self.notify("ganbench_sample_written", path=grid.path, step=grid.step)
-
-    def checkpoint_note(self) -> str:
-        """Where the user's work stands: 'the checkpoint of step N is intact', for the end-of-run sentences."""
-        if self.last_checkpoint_step is None:
-            return "no checkpoint had been written yet"
-        return f"the checkpoint of step {self.last_checkpoint_step} is intact"
 
     # -- the run ------------------------------------------------------------
     def train(self) -> str:
@@ -179,6 +146,8 @@ class Run:
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
                       previous_status=self.previous_status, classes=list(self.classes),
                       conditional=needs_labels(self.model), grid_rows=grid_rows(self.model, self.classes),
+                      metric_keys=list(self.metric_keys), images_seen=self.images_seen,
+                      total_kimg=round(self.total_steps * self.data.global_batch_size / 1000, 3),
                       **self._job_fields())
             rows_note = grid_rows_note(self.classes) if needs_labels(self.model) else None
             for warning in self.resume_warnings + [w for w in (self.graphs_warning, rows_note) if w]:
@@ -218,7 +187,7 @@ class Run:
         """For each batch of each epoch: (1) one training step, (2) whatever is due after it."""
         engine = self.config.engine
         self.model.train()
-        window = LossWindow(engine["log_every"], len(METRIC_KEYS), self.device)
+        window = LossWindow(engine["log_every"], len(self.metric_keys), self.device)
         train_step = self._step_function()
         if self.ranks.distributed:  # under torchrun one object is both, in step with the other ranks
             self.lockstep = Lockstep(self.control, engine["log_every"], engine["log_seconds"], self.step, self.ranks)
@@ -230,10 +199,13 @@ class Run:
                 # (1) Train: both networks updated on this batch; its metrics stay on the device.
                 if guard is not None:
                     guard.save()
+                self.model.step, self.model.images_seen = self.step, self.images_seen
                 values = train_step(idx)
                 self.step, self.batch = self.step + 1, self.batch + 1
+                self.images_seen += self.data.global_batch_size
                 if guard is None or guard.accept(values):
                     window.add(values)
+                    self.services.after_step(self.step, self.images_seen)  # the EMA, ADA's p
                 else:
                     self.skipped.append(self.step)
                     if guard.in_a_row >= MAX_SKIPS_IN_A_ROW:
@@ -255,7 +227,7 @@ class Run:
                 if self.grids.pending:
                     self.collect_samples()
                 if due.eval:
-                    with batch_norm_on_this_rank(self.model):  # rank 0 alone evaluates
+                    with batch_norm_on_this_rank(self.model), averaged_weights(self.model):  # rank 0, from the EMA
                         clock.since_time += self.evaluate(self)  # its seconds stay out of images/s
                 if due.checkpoint:
                     control.checkpoint_requested = False
@@ -279,12 +251,21 @@ class Run:
         autocast = autocast_context(self.device, self.config.engine["amp"], self.graphed)
         # Only what the model declared (an unconditional model gets none), checked here rather than every step.
         sources = data.field_tensors(tuple(model.batch_fields))
+        keys, services, precision = self.metric_keys, self.services, model.precision
+        if getattr(model, "owns_precision", False):  # the model chose its own autocast and scalers
+            autocast, model.amp = contextlib.nullcontext(), self.config.engine["amp"]
 
         def step(idx: torch.Tensor) -> torch.Tensor:
             real = data.take(idx)
+            if precision is not None:
+                precision.start_step()
             with autocast:
                 metrics = model.train_step(real, loss, **{name: tensor[idx] for name, tensor in sources.items()})
-            return torch.stack([metrics[k].float() for k in METRIC_KEYS])
+            metrics = {**metrics, **services.metrics()}
+            values = torch.stack([metrics[k].float() for k in keys])
+            if precision is not None:  # a step the scalers skipped for overflow changed no weight: not divergence
+                values = torch.where(precision.overflowed & ~torch.isfinite(values), 0.0, values)
+            return values
 
         if not self.graphed:
             return step
@@ -301,7 +282,8 @@ class Run:
         if summary.count:
             rate = (self.step - since_step) * self.data.global_batch_size / max(seconds, 1e-9)
             event = self.emit("metrics", step=self.step, epoch=self.epoch, batch=self.batch,
-                              images_per_s=round(rate, 1), **dict(zip(METRIC_KEYS, summary.means)),
+                              kimg=round(self.images_seen / 1000, 3),
+                              images_per_s=round(rate, 1), **dict(zip(self.metric_keys, summary.means)),
                               **memory_in_use(self.device))
             self.notify("ganbench_metrics", metrics=event)
             warning = self.watch.update(self.step, summary.means[0], summary.means[1])

@@ -61,6 +61,8 @@ class RunSnapshot:
     log: tuple[LogLine, ...] = ()
     message: str = ""
     grid_rows: tuple[str, ...] = ()  # a conditional model's grid: the class of each row, top to bottom
+    kimg: float | None = None  # thousands of images seen (the whole job), and of the planned length
+    total_kimg: float | None = None
 
     @property
     def active(self) -> bool:
@@ -161,7 +163,10 @@ class RunState:
                            steps_per_epoch=int(event.get("steps_per_epoch") or 0),
                            batch_size=int(event.get("batch_size") or 0), image_size=int(shape[-1]),
                            step=int(event.get("step") or 0), epoch=int(event.get("epoch") or 0),
-                           grid_rows=tuple(event.get("grid_rows") or ()))
+                           grid_rows=tuple(event.get("grid_rows") or ()),
+                           metric_keys=tuple(event.get("metric_keys") or METRIC_KEYS),
+                           kimg=(_number(event.get("images_seen")) or 0.0) / 1000,
+                           total_kimg=_number(event.get("total_kimg")))
         spe = self.fields["steps_per_epoch"] or 1
         self.fields["batch"] = self.fields["step"] - self.fields["epoch"] * spe
         self.fields.pop("images_per_s", None)
@@ -173,13 +178,13 @@ class RunState:
         self._say(event, f"resumed at step {self.fields['step']:,}: {what}" if resumed else f"started: {what}")
 
     def _on_metrics(self, event: dict) -> None:
-        for key in METRIC_KEYS:
+        for key in self.fields.get("metric_keys", METRIC_KEYS):  # the four, then what the run declared (r1, aug_p)
             value = _number(event.get(key))
             if value is not None:
-                self.series[key].append(value)
+                self.series.setdefault(key, deque(maxlen=TAIL)).append(value)
                 self.latest[key] = value
-        for key in ("step", "epoch", "batch"):
-            if isinstance(event.get(key), int):
+        for key in ("step", "epoch", "batch", "kimg"):
+            if isinstance(event.get(key), (int, float)) and not isinstance(event.get(key), bool):
                 self.fields[key] = event[key]
         rate = _number(event.get("images_per_s"))
         if rate is not None:
@@ -270,7 +275,8 @@ class RunState:
             image_size=f.get("image_size", 0), images_per_s=rate, elapsed=elapsed, eta=eta,
             gpu_memory_mb=f.get("gpu_memory_mb"), series={k: tuple(self.series[k]) for k in keys},
             latest=dict(self.latest), sample=self.sample, sample_step=self.sample_step, log=tuple(self.log),
-            message=self.message, grid_rows=f.get("grid_rows", ()))
+            message=self.message, grid_rows=f.get("grid_rows", ()), kimg=f.get("kimg"),
+            total_kimg=f.get("total_kimg"))
 
 
 def clock(seconds: float) -> str:

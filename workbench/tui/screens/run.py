@@ -129,7 +129,8 @@ class RunScreen(Screen):
         batch = self.query_one("#batch-progress", ProgressLine)
         batch.done, batch.total = min(snap.batch, snap.epoch_batches), snap.epoch_batches
         rate = f" · {snap.images_per_s:,.0f} img/s" if snap.images_per_s else ""
-        stats = f"step {snap.step:,}/{snap.total_steps:,}{rate}\nelapsed {format_duration(snap.elapsed)}"
+        kimg = f" · {snap.kimg:,.1f}/{snap.total_kimg:,.1f} kimg" if snap.kimg and snap.total_kimg else ""
+        stats = f"step {snap.step:,}/{snap.total_steps:,}{kimg}{rate}\nelapsed {format_duration(snap.elapsed)}"
         if snap.active:
             stats += f" · ETA {format_duration(snap.eta)}"
         if snap.status == "starting":
