@@ -1,5 +1,8 @@
 """CelebA (aligned faces) and any folder of images, decoded once into a cached uint8 tensor.
 
+``folder-xflip`` is ``folder`` with every image also mirrored left to right, as stylegan2-ada's and R3GAN's
+``--mirror=1`` doubles their datasets: twice the images (and twice the device memory), the labels kept.
+
 CelebA is not downloaded: Google Drive's quota breaks automated downloads, so
 the error says where to get ``img_align_celeba.zip`` and where to unpack it.
 """
@@ -7,6 +10,8 @@ the error says where to get ``img_align_celeba.zip`` and where to unpack it.
 from __future__ import annotations
 
 from pathlib import Path
+
+import torch
 
 from workbench import hookimpl
 from workbench.datapaths import cache_home, data_home
@@ -36,6 +41,13 @@ def load_image_folder(request: DataRequest) -> ImageData:
     return ImageData(found.images, found.labels, source=source, classes=found.classes)
 
 
+def load_mirrored_folder(request: DataRequest) -> ImageData:
+    data = load_image_folder(request)
+    labels = None if data.labels is None else data.labels.repeat(2)
+    return ImageData(torch.cat([data.images, data.images.flip(-1)]), labels,
+                     source=f"{data.source}, x-flipped copies added", classes=data.classes)
+
+
 @hookimpl
 def ganbench_register_datasets(register):
     register(DatasetSpec("celeba", "CelebA aligned faces (202,599 JPEGs), centre-cropped to the model's size, RGB",
@@ -43,3 +55,5 @@ def ganbench_register_datasets(register):
     register(DatasetSpec("folder", "any folder of images (--data-root DIR), centre-cropped square, RGB; "
                                     "labelled by its class sub-folders when it has them",
                          load_image_folder))
+    register(DatasetSpec("folder-xflip", "folder (--data-root DIR) with every image also mirrored left to right "
+                                          "(stylegan's --mirror): twice the images", load_mirrored_folder))

@@ -1,4 +1,4 @@
-"""Core adversarial losses, all computed from logits: bce, lsgan, hinge, wgan-gp."""
+"""Core adversarial losses, all computed from logits: bce, lsgan, hinge, wgan-gp, rpgan."""
 
 from __future__ import annotations
 
@@ -77,9 +77,30 @@ class WGANGPLoss(RawScore):
         return self.weight * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
+class RpGANLoss(RawScore):
+    """The relativistic pairing loss (Jolicoeur-Martineau 2019) as R3GAN trains with it (Huang et al. 2024):
+    each real image is paired with a fake, and D is asked to rank the real above its fake by a margin.
+
+    ``d_loss = mean softplus(-(D(real) - D(fake)))``, ``g_loss = mean softplus(-(D(fake) - D(real)))``; with
+    R1 and R2 (``--set r1_gamma=G --set r2_gamma=G``) it is R3GAN's regularised objective.
+    """
+
+    name = "rpgan"
+    relativistic = True
+
+    def d_loss(self, real_logits, fake_logits):
+        return F.softplus(fake_logits - real_logits).mean()
+
+    def g_loss(self, fake_logits, real_logits=None):
+        if real_logits is None:
+            raise ValueError("rpgan is relativistic: g_loss needs D's logits of the real batch as well.")
+        return F.softplus(real_logits - fake_logits).mean()
+
+
 @hookimpl
 def ganbench_register_losses(register):
     register(LossSpec("bce", "non-saturating binary cross-entropy (the reference scripts' loss)", BCELoss))
     register(LossSpec("lsgan", "least squares (Mao et al. 2017)", LSGANLoss))
     register(LossSpec("hinge", "hinge loss (Miyato et al. 2018)", HingeLoss))
     register(LossSpec("wgan-gp", "Wasserstein with gradient penalty, lambda 10 (Gulrajani et al. 2017)", WGANGPLoss))
+    register(LossSpec("rpgan", "relativistic pairing, R3GAN's loss (use with r1_gamma and r2_gamma)", RpGANLoss))

@@ -254,8 +254,13 @@ def check_loss_values(loss, who: str, device: torch.device, n: int) -> None:
     fake = torch.randn(n, device=device, requires_grad=True)
     d_value = _call_blaming(who, "d_loss(real_logits, fake_logits)", loss.d_loss, real, fake)
     _check_scalar(d_value, who, "d_loss(real_logits, fake_logits)", needs_grad=True)
-    g_value = _call_blaming(who, "g_loss(fake_logits)", loss.g_loss, fake)
-    _check_scalar(g_value, who, "g_loss(fake_logits)", needs_grad=True)
+    if getattr(loss, "relativistic", False):  # RpGAN judges each fake against a real: both logits
+        g_call = "g_loss(fake_logits, real_logits)"
+        g_value = _call_blaming(who, g_call, loss.g_loss, fake, real)
+    else:
+        g_call = "g_loss(fake_logits)"
+        g_value = _call_blaming(who, g_call, loss.g_loss, fake)
+    _check_scalar(g_value, who, g_call, needs_grad=True)
     _check_scalar(_call_blaming(who, "score(logits)", loss.score, real), who, "score(logits)", needs_grad=False)
 
 
