@@ -111,6 +111,20 @@ def write_pngs(root: Path, size: int = 72, per_class: int = 8) -> Path:
     return root
 
 
+def test_folder_xflip_adds_a_mirrored_copy_of_every_image_with_its_label_at_256px(tmp_path):
+    from plugins.celeba import load_mirrored_folder
+    from workbench.registry import DataRequest
+
+    folder = write_pngs(tmp_path / "images", size=256, per_class=2)
+    data = load_mirrored_folder(DataRequest(root=folder, download=False, image_size=256, cache_dir=tmp_path / "c"))
+    assert data.images.shape == (8, 3, 256, 256) and data.classes == ("boots", "shirts")
+    assert torch.equal(data.images[4:], data.images[:4].flip(-1))
+    assert data.labels.tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
+    left, right = data.images[0, :, :, :128].float().mean(), data.images[0, :, :, 128:].float().mean()
+    assert left < right  # a "boots" image is dark on the left; its mirror (index 4) on the right
+    assert data.images[4, :, :, :128].float().mean() > data.images[4, :, :, 128:].float().mean()
+
+
 def run_cli(*args, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **ENV, "GANBENCH_CACHE": str(cwd / "cache")}, timeout=300)
