@@ -175,6 +175,9 @@ async def test_sixel_draws_the_grid_over_the_old_one_in_place(recorded, plugins,
         first = output(app)
         assert [tuple(map(int, size)) for size in SIXEL.findall(first)] == [(region.width * 8, region.height * 16)]
         assert where in first
+        # Nothing is written in the canvas's cells but the sixels: spaces there would wipe the old pixels first.
+        blank = re.compile(rf"\x1b\[\d+;{region.x + 1}H(\x1b\[[0-9;]*m)? ")
+        assert f"\x1b[{region.y + 2};{region.x + 1}H" in first and not blank.search(first)
 
         app._driver.written.clear()
         add_sample(recorded, fashion_images, 500)
@@ -185,4 +188,5 @@ async def test_sixel_draws_the_grid_over_the_old_one_in_place(recorded, plugins,
         # (a repaint of the screen sends them again, as Sixel has no ids to refer to).
         assert set(SIXEL.findall(update)) == {(str(region.width * 8), str(region.height * 16))}
         assert update.count(where) == len(SIXEL.findall(update)) and "\x1b[2J" not in update
+        assert not blank.search(update)
         assert sixels(update)[-1] != sixels(first)[-1]

@@ -232,7 +232,9 @@ class PixelCanvas(Widget, can_focus=False, inherit_css=False):
         sixel = [Segment(Control.move_to(x, y).segment.text),
                  Segment(self._sixels[1], control=((ControlType.CURSOR_FORWARD, 0),)),
                  Segment(Control.move_to(x + crop.width, y + crop.height - 1).segment.text)]
-        return [Strip([])] * (crop.height - 1) + [Strip(sixel, cell_length=crop.width)]
+        # The lines above say they fill the width while writing nothing; an empty strip would be padded with
+        # spaces, which wipe the old pixels before the new ones arrive (a flicker in xterm).
+        return [Strip([], cell_length=crop.width)] * (crop.height - 1) + [Strip(sixel, cell_length=crop.width)]
 
     def _sixel_picture(self, crop: Region):
         """The canvas in pixels (the picture centred on the background colour), cut to ``crop``."""
