@@ -23,7 +23,7 @@ from workbench.engine.events import EventLog
 from workbench.errors import ConfigError
 from workbench.tui.app import make_app
 from workbench.tui.screens.run import RunScreen
-from workbench.tui.widgets.pixels import PixelCanvas, image_mode
+from workbench.tui.widgets.pixels import PixelCanvas, image_mode, palette_first
 from workbench.tui.widgets.sample_image import SampleImage
 
 TRANSMIT = re.compile(r"\x1b_Ga=t,f=100,i=(\d+),q=2,m=\d;")
@@ -95,6 +95,25 @@ def test_a_misspelt_mode_ends_the_workbench_with_one_sentence(tmp_path):
     done = run_cli(cwd=tmp_path, env={"GANBENCH_IMAGES": "png"}, timeout=120)
     assert done.returncode == 2 and not (tmp_path / "runs").exists()
     assert done.stderr.strip() == "ganbench: error: GANBENCH_IMAGES must be kitty, sixel or halfblock; got 'png'."
+
+
+def palette_defined_first(sixel: str) -> bool:
+    """No colour register is defined after the first pixel data (``~`` to ``?`` or a ``!`` repeat)."""
+    first_pixel = re.search(r'[?-~!]', sixel[sixel.index('"') + 1:]).start() + sixel.index('"') + 1
+    return all(m.start() < first_pixel for m in re.finditer(r"#\d+;2;", sixel))
+
+
+def test_sixel_colours_are_all_defined_before_the_first_pixel():
+    from textual_image._sixel import image_to_sixels
+
+    picture = Image.new("RGB", (40, 24), (17, 17, 17))
+    picture.paste((200, 200, 200), (10, 8, 30, 20))  # a colour first used in the second band of six rows
+    sixel = image_to_sixels(picture)
+    fixed = palette_first(sixel)
+    assert palette_defined_first(fixed) and fixed.count(";2;") == sixel.count(";2;") == 2
+    definition = re.compile(r"#(\d+);2;\d+;\d+;\d+")
+    palette = "".join(m.group() for m in definition.finditer(fixed))
+    assert fixed.replace(palette, "", 1) == definition.sub(r"#\1", sixel)  # the same pixels in the same colours
 
 
 @pytest.mark.parametrize("mode", ["kitty", "sixel", "halfblock"])
@@ -174,7 +193,7 @@ async def test_sixel_draws_the_grid_over_the_old_one_in_place(recorded, plugins,
         where = f"\x1b[{region.y + 1};{region.x + 1}H\x1bP"  # the cursor at the canvas's corner, then the sixels
         first = output(app)
         assert [tuple(map(int, size)) for size in SIXEL.findall(first)] == [(region.width * 8, region.height * 16)]
-        assert where in first
+        assert where in first and all(palette_defined_first(sixel) for sixel in sixels(first))
         # Nothing is written in the canvas's cells but the sixels: spaces there would wipe the old pixels first.
         blank = re.compile(rf"\x1b\[\d+;{region.x + 1}H(\x1b\[[0-9;]*m)? ")
         assert f"\x1b[{region.y + 2};{region.x + 1}H" in first and not blank.search(first)

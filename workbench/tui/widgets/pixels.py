@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import sys
 from base64 import standard_b64encode
 from io import BytesIO
@@ -105,6 +106,19 @@ def fit(image, width: int, height: int):
     scale = min(width / w, height / h)
     size = (max(1, int(w * scale)), max(1, int(h * scale)))
     return image.resize(size, Image.Resampling.BOX if scale < 1 else Image.Resampling.NEAREST)
+
+
+_COLOUR = re.compile(r"#(\d+);2;\d+;\d+;\d+")
+_RASTER = re.compile(r'"\d+;\d+;\d+;\d+')
+
+
+def palette_first(sixel: str) -> str:
+    """``sixel`` with every colour register defined before the first pixel. xterm draws the pixels that follow
+    a definition in the middle of the data in the register's old colour, a stripe six pixels high."""
+    definitions = "".join(dict.fromkeys(match.group() for match in _COLOUR.finditer(sixel)))
+    body = _COLOUR.sub(lambda match: f"#{match.group(1)}", sixel)
+    raster = _RASTER.search(body)
+    return body[:raster.end()] + definitions + body[raster.end():] if raster else sixel
 
 
 def kitty_command(payload: str = "", **keys) -> str:
@@ -224,7 +238,7 @@ class PixelCanvas(Widget, can_focus=False, inherit_css=False):
 
         cache_key = (self.key, crop, self.content_size, self.cell)
         if self._sixels is None or self._sixels[0] != cache_key:
-            self._sixels = (cache_key, image_to_sixels(self._sixel_picture(crop)))
+            self._sixels = (cache_key, palette_first(image_to_sixels(self._sixel_picture(crop))))
         # Sixel paints from the cursor down: sent with the crop's last line, after the lines above are written,
         # and the cursor put back where Textual expects it.
         screen_region = self.screen.find_widget(self).region
