@@ -209,3 +209,22 @@ async def test_sixel_draws_the_grid_over_the_old_one_in_place(recorded, plugins,
         assert update.count(where) == len(SIXEL.findall(update)) and "\x1b[2J" not in update
         assert not blank.search(update)
         assert sixels(update)[-1] != sixels(first)[-1]
+
+
+async def test_the_sweep_contact_sheet_sends_each_grid_under_its_own_id(tmp_path, plugins, fashion_images,
+                                                                         monkeypatch):
+    from test_tui_sweep import _open_sweep, write_recorded_sweep
+
+    monkeypatch.chdir(tmp_path)
+    write_recorded_sweep(tmp_path / "runs", fashion_images)
+    app = make_app("runs", plugins=plugins, reattach=False, images="kitty")
+    app.driver_class = RecordingDriver
+    async with app.run_test(headless=False, size=(80, 24)) as pilot:
+        await _open_sweep(pilot)
+        assert not TRANSMIT.search(output(app))  # the samples tab is not shown yet: nothing sent
+        await pilot.press("3")
+        await wait_for(pilot, lambda: len(TRANSMIT.findall(output(app))) == 2, "two grids sent")
+        canvases = app.screen.query(PixelCanvas)
+        ids = sorted(canvas.image_id for canvas in canvases)
+        assert sorted(map(int, TRANSMIT.findall(output(app)))) == ids and len(set(ids)) == 2
+        assert all(canvas.picture.size == (242, 242) for canvas in canvases)  # whole grids on the sheet
