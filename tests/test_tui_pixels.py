@@ -228,3 +228,13 @@ async def test_the_sweep_contact_sheet_sends_each_grid_under_its_own_id(tmp_path
         ids = sorted(canvas.image_id for canvas in canvases)
         assert sorted(map(int, TRANSMIT.findall(output(app)))) == ids and len(set(ids)) == 2
         assert all(canvas.picture.size == (242, 242) for canvas in canvases)  # whole grids on the sheet
+
+
+def test_inside_tmux_kitty_commands_go_through_its_passthrough(monkeypatch):
+    from workbench.tui.widgets.pixels import kitty_command
+
+    monkeypatch.delenv("TMUX", raising=False)
+    assert kitty_command(a="d", d="I", i=5, q=2) == "\x1b_Ga=d,d=I,i=5,q=2\x1b\\"
+    monkeypatch.setenv("TMUX", "/tmp/tmux-0/default,1,0")
+    # tmux (allow-passthrough on) hands the inner sequence, its escapes undoubled, to the outer terminal.
+    assert kitty_command(a="d", d="I", i=5, q=2) == "\x1bPtmux;\x1b\x1b_Ga=d,d=I,i=5,q=2\x1b\x1b\\\x1b\\"

@@ -68,6 +68,10 @@ def detect_mode() -> str:
     streams = (sys.__stdout__, sys.__stdin__)
     if not all(stream is not None and stream.isatty() for stream in streams):
         return "halfblock"
+    if os.environ.get("TMUX"):
+        # tmux shows the Kitty query as the pane's title and never answers it: ask only for Sixel (tmux 3.4+
+        # says yes when the outer terminal has it); Kitty through tmux's passthrough is GANBENCH_IMAGES=kitty.
+        return "sixel" if _answers_sixel() else "halfblock"
     try:
         from textual_image import renderable
     except Exception:  # a terminal that answers the queries oddly must not keep the workbench from opening
@@ -77,6 +81,19 @@ def detect_mode() -> str:
     if renderable.Image is renderable.TGPImage:
         return "kitty"
     return "halfblock"
+
+
+def _answers_sixel() -> bool:
+    """Whether the terminal lists Sixel (4) in its primary device attributes, textual-image's own test."""
+    try:
+        from textual_image._terminal import capture_terminal_response
+
+        with capture_terminal_response(start_marker="\x1b[?", end_marker="c", timeout=0.1) as response:
+            sys.__stdout__.write("\x1b[c")
+            sys.__stdout__.flush()
+        return "4" in response.sequence[len("\x1b[?"):-len("c")].split(";")
+    except Exception:  # no answer in time, or an odd one
+        return False
 
 
 def image_mode(detect: bool = False, environ: Mapping[str, str] = os.environ) -> str:
