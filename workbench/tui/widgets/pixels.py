@@ -224,7 +224,7 @@ class PixelCanvas(Widget, can_focus=False, inherit_css=False):
     def _kitty_lines(self, crop: Region) -> list[Strip]:
         columns, rows, indent = self.layout()
         first = []
-        if self._sent != (self.key, columns, rows):
+        if self._sent != (self.key, columns, rows) and crop.x == 0:  # a crop cut on the left would lose it
             cw, ch = self.cell
             sequence = kitty_transmission(fit(self.picture, columns * cw, rows * ch), self.image_id, columns, rows)
             first = [Segment(sequence, control=((ControlType.CURSOR_FORWARD, 0),))]
