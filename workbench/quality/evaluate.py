@@ -20,6 +20,7 @@ from workbench.registry import MetricSpec, Registry
 class EvalResult:
     """What one evaluation gave: ``metrics`` {name: float}, notes for people, plugin failures.
 
+    ``protocols`` names the protocol of the metrics that have one (``{"fid": "fid50k_full"}``).
     ``seconds`` is the whole evaluation; ``reference_seconds`` the part spent loading the real side
     (reading the dataset, training or reading the classifier), which only the first evaluation pays.
     """
@@ -30,6 +31,7 @@ class EvalResult:
     seconds: float
     errors: list[str] = field(default_factory=list)
     reference_seconds: float = 0.0
+    protocols: dict[str, str] = field(default_factory=dict)
 
 
 def unavailable_reason(spec: MetricSpec) -> str | None:
@@ -115,4 +117,5 @@ class Evaluator:
             except Exception as exc:  # a broken metric plugin must not take the others down
                 errors.append(f'Metric "{spec.name}" failed: {type(exc).__name__}: {exc}')
         loading = 0.0 if loaded_before or self._reference is None else self.reference_seconds
-        return EvalResult(metrics, ctx.notes, int(images.shape[0]), time.monotonic() - started, errors, loading)
+        return EvalResult(metrics, ctx.notes, int(images.shape[0]), time.monotonic() - started, errors, loading,
+                          {k: v for k, v in ctx.protocols.items() if k in metrics})

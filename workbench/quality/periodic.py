@@ -13,6 +13,7 @@ import weakref
 
 import torch
 
+from workbench.config import eval_metric_names
 from workbench.engine.conditioning import sample_labels
 from workbench.engine.samples import generate
 from workbench.errors import GanbenchError
@@ -27,15 +28,18 @@ class _Periodic:
 
     def __init__(self, run):
         count = run.config.engine["eval_samples"]
-        self.evaluator = Evaluator(run.plugins, run.config, run.image_shape[-1], run.device)
+        self.evaluator = Evaluator(run.plugins, run.config, run.image_shape[-1], run.device,
+                                   eval_metric_names(run.config.engine))
         self.noise = torch.randn(count, run.model.latent_dim,
                                  generator=torch.Generator().manual_seed(run.config.seed + NOISE_SEED_OFFSET))
 
 
 def evaluate_during_training(run) -> float:
-    """Compute the default metrics of the run's generator now and emit an ``eval`` event; return the seconds spent.
+    """Compute the run's metrics (``eval_metrics``, else the default ones) now, emit an ``eval`` event, and return
+    the seconds spent.
 
-    The event: ``{"type": "eval", "step": ..., "metrics": {name: float}, "samples": N, "seconds": s, "notes": [...]}``.
+    The event: ``{"type": "eval", "step": ..., "metrics": {name: float}, "samples": N, "seconds": s, "notes": [...],
+    "protocols": {name: "fid10k_full"}}``.
     """
     started = time.monotonic()
     if run in _STATE and _STATE[run] is None:  # turned off by an earlier failure
@@ -50,7 +54,7 @@ def evaluate_during_training(run) -> float:
         for error in result.errors:
             run.emit("warning", message=error)
         run.emit("eval", step=run.step, epoch=run.epoch, metrics=result.metrics, samples=result.samples,
-                 seconds=round(result.seconds, 3), notes=result.notes)
+                 seconds=round(result.seconds, 3), notes=result.notes, protocols=result.protocols)
     except Exception as exc:  # the metrics must never end a training run
         message = str(exc) if isinstance(exc, GanbenchError) else f"{type(exc).__name__}: {exc}"
         run.emit("warning", message=f"Quality metrics are off for the rest of this run: {message}")
