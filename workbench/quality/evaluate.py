@@ -94,14 +94,18 @@ class Evaluator:
             self.reference_seconds = time.monotonic() - started
         return self._reference
 
-    def evaluate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> EvalResult:
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                 precomputed: dict[str, Any] | None = None) -> EvalResult:
         """Every selected metric of ``images`` (float in [-1, 1] or uint8, (N, C, H, W)).
 
         :param labels: the class each image was drawn for (a conditional model's samples); metrics that need
             them (``MetricSpec.needs_labels``) are skipped without, or refused when named.
+        :param precomputed: per-evaluation ``MetricContext.memo`` values computed elsewhere (under torchrun,
+            the Inception features each rank extracted from its share of the images).
         """
         started, loaded_before = time.monotonic(), self._reference is not None
-        ctx = MetricContext(to_uint8(images).cpu(), self, labels=None if labels is None else labels.cpu())
+        ctx = MetricContext(to_uint8(images).cpu(), self, labels=None if labels is None else labels.cpu(),
+                            _cache=dict(precomputed or {}))
         metrics: dict[str, float] = {}
         errors: list[str] = []
         for spec in self.specs:

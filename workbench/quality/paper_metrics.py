@@ -24,6 +24,15 @@ from workbench.quality.inception import (
 )
 
 
+DETECTOR = "inception.detector"  # MetricContext.memo keys: the detector (per evaluator), the generated features
+FAKE_FEATURES = "inception.fake"
+
+
+def wanted(evaluator) -> bool:
+    """Whether an evaluator's metrics need the generated images' Inception features."""
+    return any(spec.compute in (fid, kid) for spec in evaluator.specs)
+
+
 def detector(ctx: MetricContext) -> InceptionDetector:
     """The evaluator's detector, loaded (and its SHA-1 checked) on first use."""
     def load():
@@ -32,7 +41,7 @@ def detector(ctx: MetricContext) -> InceptionDetector:
             raise GanbenchError(f"Metric needs the Inception detector: {unavailable_reason()}")
         return InceptionDetector(found, ctx.device)
 
-    return ctx.memo("inception.detector", load, keep=True)
+    return ctx.memo(DETECTOR, load, keep=True)
 
 
 def reference(ctx: MetricContext) -> InceptionReference:
@@ -53,7 +62,7 @@ def fake_features(ctx: MetricContext) -> torch.Tensor:
     if ctx.fake.shape[-1] != real.side or ctx.fake.shape[1] not in (1, 3):
         raise DataError(f"The generated images are {tuple(ctx.fake.shape[1:])}; the training images "
                         f"{real.side} px: fid compares images of one size.")
-    return ctx.memo("inception.fake", lambda: detector(ctx).features(ctx.fake))
+    return ctx.memo(FAKE_FEATURES, lambda: detector(ctx).features(ctx.fake))
 
 
 def _named(ctx: MetricContext, metric: str, real: InceptionReference) -> None:
