@@ -178,9 +178,9 @@ def test_download_checks_the_sha1_and_keeps_only_the_right_file(no_detector, mon
 
 # -- the reference statistics' cache -----------------------------------------------------------------------
 
-def _evaluator(plugins, root: Path, metrics) -> Evaluator:
+def _evaluator(plugins, root: Path, metrics, side: int = 28) -> Evaluator:
     config = RunConfig("mlp_gan", "mnist", "bce", {}, data_root=str(root))
-    return Evaluator(plugins, config, 28, torch.device("cpu"), metrics)
+    return Evaluator(plugins, config, side, torch.device("cpu"), metrics)
 
 
 def test_reference_statistics_are_computed_once_and_read_back(plugins, tiny_mnist, tmp_path, monkeypatch):
@@ -205,6 +205,16 @@ def test_reference_statistics_are_computed_once_and_read_back(plugins, tiny_mnis
         __import__("workbench.registry", fromlist=["DataRequest"]).DataRequest(root=tiny_mnist, download=False,
                                                                                 image_size=28, split="test")).images)
     assert real.metrics["fid"] < one.metrics["fid"] / 5  # real held-out images are far closer than noise
+
+
+def test_the_training_images_are_taken_at_the_model_size_as_the_generator_learned_them(plugins, tiny_mnist,
+                                                                                       tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(det.ENV_PATH, str(save_standin(tmp_path / "standin.pt")))
+    result = _evaluator(plugins, tiny_mnist, ["fid"], side=32).evaluate(
+        torch.randint(0, 256, (64, 1, 32, 32), dtype=torch.uint8))  # a DCGAN's 32 px on 28 px data
+    assert not result.errors, result.errors
+    assert any("512 training images of mnist at 32 px" in note for note in result.notes)
 
 
 # -- the real detector, where it is on disk ----------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from workbench.engine.data import resize_uint8
 from workbench.engine.loading import load_images
 from workbench.errors import DataError, GanbenchError
 from workbench.quality.context import MetricContext
@@ -49,6 +50,9 @@ def reference(ctx: MetricContext) -> InceptionReference:
     def load():
         evaluator = ctx.evaluator
         images = load_images(evaluator.config, evaluator.plugins, evaluator.image_size, "train").images
+        # the images the generator learned: the engine resizes a dataset to the model's size the same way
+        if images.shape[-1] != evaluator.image_size:
+            images = resize_uint8(images, evaluator.image_size)
         return inception_reference(images, evaluator.config.dataset, detector(ctx))
 
     found = ctx.memo("inception.reference", load, keep=True)
