@@ -42,9 +42,15 @@ def protocol_name(metric: str, generated: int) -> str:
 def mean_cov(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean (D,) and covariance (D, D) of features (N, D) as NVlabs' ``FeatureStats`` has them: float64 sums,
     the covariance divided by N (not N - 1)."""
-    x = features.double()
-    mean = x.sum(0) / x.shape[0]
-    return mean, x.T @ x / x.shape[0] - torch.outer(mean, mean)
+    count, dim = features.shape
+    total = torch.zeros(dim, dtype=torch.float64)
+    raw = torch.zeros(dim, dim, dtype=torch.float64)
+    for part in features.split(8192):  # in float64 a block at a time: 60,000 x 2048 at once would be 1 GB more
+        x = part.double().cpu()
+        total += x.sum(0)
+        raw += x.T @ x
+    mean = total / count
+    return mean, raw / count - torch.outer(mean, mean)
 
 
 def fid_from_features(fake: torch.Tensor, real_mean: torch.Tensor, real_cov: torch.Tensor) -> float:
