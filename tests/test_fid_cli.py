@@ -120,3 +120,14 @@ def test_an_unknown_eval_metric_is_refused_before_training(tmp_path):
     done = run_cli("run", "-p", "mlp_gan", "--steps", "1", "--set", "eval_metrics=fd+fdi", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and 'Unknown metric "fdi"' in done.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_workbench_draws_fid_beside_the_losses(fid_runs):
+    from workbench.engine.events import read_events
+    from workbench.tui.run_state import RunState
+
+    root, _ = fid_runs
+    run = root / "runs" / "slow"
+    state = RunState("slow", run)
+    state.feed(read_events(run / "events.jsonl")[0])
+    assert len(state.series["fid"]) == 2 and state.latest["fid"] == eval_events(run / "events.jsonl")[-1]["metrics"]["fid"]
