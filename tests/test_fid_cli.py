@@ -114,6 +114,14 @@ def test_without_a_detector_fid_is_one_sentence_and_exit_2(fid_runs, tmp_path):
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     assert f"not a file: {tmp_path / 'none.pt'}" in missing.stderr
     assert (root / "runs" / "fast" / "events.jsonl").read_bytes() == before  # nothing else changed
+    # --download fetches once, checking the SHA-1: here from a local address serving another file
+    wrong = save_standin(tmp_path / "served" / "default_1.pt")
+    fetched = run_cli("eval", "runs/fast", "--metric", "fid", "--download", cwd=root,
+                      env={**_hidden(tmp_path), "GANBENCH_INCEPTION_URL": wrong.as_uri()})
+    assert fetched.returncode == 2 and "is not the Inception detector (SHA-1" in fetched.stderr
+    assert "downloading the Inception detector" in fetched.stderr and "Traceback" not in fetched.stderr
+    assert not list((tmp_path / "cache").rglob("*.pt"))
+    assert (root / "runs" / "fast" / "events.jsonl").read_bytes() == before
 
 
 def test_an_unknown_eval_metric_is_refused_before_training(tmp_path):
