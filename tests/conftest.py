@@ -26,6 +26,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def halfblock_grids(monkeypatch):
+    """Sample grids in half-blocks, as the snapshots hold them, even under a shell that sets GANBENCH_IMAGES or
+    runs inside tmux (which wraps Kitty commands); a test that wants pixels asks for them."""
+    monkeypatch.delenv("GANBENCH_IMAGES", raising=False)
+    monkeypatch.delenv("TMUX", raising=False)
+
+
 @pytest.fixture(scope="session")
 def plugins():
     """The installed plugins, loaded once."""

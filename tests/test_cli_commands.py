@@ -153,7 +153,7 @@ def test_plugins_lists_the_metrics_with_direction_default_and_availability(cli, 
     assert rows["fd"] == ["lower", "yes", "yes"] and rows["recall"] == ["higher", "yes", "yes"]
     assert rows["moon_score"] == ["higher", "no", "no: it needs the moon."]
     assert rows["eclipse"][:2] == ["lower", "yes"] and rows["eclipse"][2].startswith("no: its available()")
-    assert rows["inception_fid"][1] == "no"
+    assert rows["fid"][1] == "no" and rows["kid"][1] == "no"  # named only
     data = json.loads(cli("plugins", "--json", env=env).stdout)["metrics"]
     assert data["fd"]["lower_is_better"] is True and data["fd"]["default"] is True and data["fd"]["unavailable"] is None
     assert data["moon_score"] == {"description": "how lunar the samples look", "plugin": "moon_metrics",

@@ -67,6 +67,18 @@ class ForgetfulGAN(TwoNetworkGAN):
         return {"d_loss": metrics["d_loss"], "g_loss": metrics["g_loss"]}
 
 
+class BoastfulGAN(TwoNetworkGAN):
+    """Declares a metric it never returns, and one that takes an event field's name."""
+
+    @property
+    def metric_keys(self):
+        return ("sharpness",)
+
+
+class ClashingGAN(TwoNetworkGAN):
+    metric_keys = ("kimg",)
+
+
 def gan(generator_class=GoodGenerator, model_class=TwoNetworkGAN):
     def build(hp, image_shape):
         return model_class(generator_class(hp["latent_dim"]), discriminator(), hp, latent_dim=hp["latent_dim"])
@@ -178,7 +190,16 @@ def test_metrics_read_with_item_are_blamed(tmp_path):
 
 def test_missing_metrics_are_blamed(tmp_path):
     message = refused(tmp_path, broken_plugin(build=gan(model_class=ForgetfulGAN)), loss="bce")
-    assert message == f'Model "m" {WHO}: train_step() returned the keys d_loss, g_loss; d_real, d_fake are missing.'
+    assert message == (f'Model "m" {WHO}: train_step() returned the keys d_loss, g_loss; d_real, d_fake are missing '
+                       f"(the four, and what metric_keys declares).")
+
+
+def test_a_declared_metric_that_is_not_returned_or_clashes_is_blamed(tmp_path):
+    message = refused(tmp_path, broken_plugin(build=gan(model_class=BoastfulGAN)), loss="bce")
+    assert message.endswith("; sharpness is missing (the four, and what metric_keys declares).")
+    message = refused(tmp_path, broken_plugin(build=gan(model_class=ClashingGAN)), loss="bce")
+    assert message == (f'Model "m" {WHO}: metric_keys names kimg, which the metrics events already use for '
+                       f"something else; choose other names.")
 
 
 @pytest.mark.parametrize("loss_class, expected", [

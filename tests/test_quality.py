@@ -158,14 +158,13 @@ def test_float_images_are_quantised_like_saved_samples(evaluator, splits):
 def test_default_metrics_and_unknown_or_unavailable_ones(plugins):
     names = [spec.name for spec in select_metrics(plugins.registry)]
     assert names[:5] == ["fd", "classes_covered", "class_kl", "precision", "recall"]
-    assert "inception_fid" not in names  # optional and heavy: only when named
+    assert "fid" not in names and "kid" not in names  # optional and heavy: only when named
     with pytest.raises(PluginError, match='Unknown metric "fdd". Did you mean "fd"'):
         select_metrics(plugins.registry, ["fdd"])
-    inception = plugins.registry.metric("inception_fid")
-    reason = inception.available()
+    reason = plugins.registry.metric("fid").available()
     if reason is not None:
-        with pytest.raises(GanbenchError, match='Metric "inception_fid" is not available here: .*Inception weights'):
-            select_metrics(plugins.registry, ["inception_fid"])
+        with pytest.raises(GanbenchError, match='Metric "fid" is not available here: .*Inception detector'):
+            select_metrics(plugins.registry, ["fid"])
 
 
 @pytest.fixture

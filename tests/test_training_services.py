@@ -237,3 +237,33 @@ def test_fp16_scalers_step_like_plain_steps_skip_overflows_and_checkpoint_their_
     fresh = Scalers(["generator", "discriminator"], torch.device("cpu"))
     fresh.load_state_dict(saved)
     assert fresh.state_dict()["discriminator/scale"].item() == saved["discriminator/scale"].item()
+
+
+def test_the_workbench_folds_declared_metrics_and_kimg_from_the_events():
+    from test_tui_helpers import T0, event_at
+    from workbench.tui.run_state import RunState
+
+    state = RunState("r")
+    start = dict(step=0, epoch=0, total_steps=100, steps_per_epoch=50, batch_size=64, dataset_size=3200,
+                 dataset_source="shipped", image_shape=[1, 32, 32], config={"model": "dcgan"}, device="cpu",
+                 resumed_from=None, images_seen=0, total_kimg=6.4,
+                 metric_keys=["d_loss", "g_loss", "d_real", "d_fake", "r1", "aug_p"])
+    metrics = dict(epoch=0, d_loss=1.0, g_loss=2.0, d_real=0.5, d_fake=0.4, images_per_s=100.0)
+    state.feed([event_at(T0, "run_start", **start),
+                event_at(T0 + 1, "metrics", step=10, batch=10, kimg=0.64, r1=0.25, aug_p=0.0, **metrics),
+                event_at(T0 + 2, "metrics", step=20, batch=20, kimg=1.28, r1=0.5, aug_p=0.125, **metrics)])
+    snap = state.snapshot()
+    assert list(snap.series) == ["d_loss", "g_loss", "d_real", "d_fake", "r1", "aug_p"]
+    assert snap.series["aug_p"] == (0.0, 0.125) and snap.latest["r1"] == 0.5
+    assert (snap.kimg, snap.total_kimg) == (1.28, 6.4)
+
+
+def test_kimg_sets_the_length_in_images_and_refuses_steps_beside_it(tmp_path, tiny_mnist):
+    base = ["run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", str(tiny_mnist), *FAST]
+    done = run_cli(*base, "--kimg", "0.1", "--name", "k", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    start_event = events_of(tmp_path / "runs" / "k", "run_start")[0]
+    assert (start_event["total_steps"], start_event["total_kimg"]) == (13, 0.104)  # ceil(100 / 8) steps of 8
+    assert "1.0 kimg" not in done.stdout and "0.1 kimg" in done.stdout
+    both = run_cli(*base, "--kimg", "0.1", "--steps", "5", cwd=tmp_path)
+    assert both.returncode == 2 and "Traceback" not in both.stderr

@@ -226,3 +226,27 @@ async def test_runs_browser_resumes_only_a_run_with_a_checkpoint(tmp_path, plugi
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, ResumeScreen), "the resume question")
         assert app.screen.run_name == "saved"
+
+
+async def test_e_switches_the_run_screen_between_the_ema_grid_and_the_raw_one(tmp_path, plugins, fashion_images):
+    from test_tui_helpers import grid_png
+
+    runs = tmp_path / "runs"
+    run = write_recorded_run(runs, "ema", fashion_images, steps=200, total_steps=200)
+    raw = grid_png(run.samples / "raw" / "step-00000200.png", fashion_images, offset=500)
+    EventLog(run.events).append(event_at(T0 + 11, "sample", step=200, epoch=1, path=str(run.samples / "step-00000200.png"),
+                                         file="samples/step-00000200.png", raw_path=str(raw), raw_file=run.relative(raw)))
+    app = make_app(runs, plugins=plugins)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, "the row")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.snapshot.raw_sample, "the grids")
+        image = app.screen.query_one("#run-sample", SampleImage)
+        assert image.path == run.samples / "step-00000200.png" and image.border_title.endswith("· EMA")
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        assert image.path == raw and image.border_title.endswith("· raw")
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        assert image.path == run.samples / "step-00000200.png"

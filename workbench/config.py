@@ -23,6 +23,8 @@ ENGINE_PARAMS = (
     HyperParam("eval_every", "int", 0, "compute the quality metrics (see `ganbench eval`) every N steps "
                "(0: never)", min=0),
     HyperParam("eval_samples", "int", 10000, "generated images per quality evaluation", min=10, max=100000),
+    HyperParam("eval_metrics", "str", "", "the metrics of those evaluations, joined by + (e.g. fd+fid; empty: "
+               "the default metrics)"),
     HyperParam("on_nan", "str", "stop", "when a loss or weight turns NaN/Inf: stop the run, or skip that step "
                "(skip checks every step, which costs a little speed)", choices=("stop", "skip")),
     HyperParam("amp", "str", "none", "mixed precision of the training step (CUDA only): none, bf16 autocast, or "
@@ -131,6 +133,12 @@ def apply_set(config: RunConfig, registry: Registry, item: str) -> None:
                       f'Settings: {", ".join(names)}.')
 
 
+def eval_metric_names(engine: dict[str, Any]) -> list[str] | None:
+    """The metrics ``eval_metrics`` names (``fd+fid``), or None for the default ones."""
+    names = [name.strip() for name in str(engine.get("eval_metrics") or "").split("+")]
+    return [name for name in names if name] or None
+
+
 def validate(config: RunConfig, registry: Registry) -> None:
     """Check every value against its declaration, so a bad one fails before any data is loaded."""
     _check_types(config)
@@ -139,6 +147,8 @@ def validate(config: RunConfig, registry: Registry) -> None:
         config.hyperparams[param.name] = param.check(config.hyperparams.get(param.name, param.default))
     for param in ENGINE_PARAMS:
         config.engine[param.name] = param.check(config.engine.get(param.name, param.default))
+    for name in eval_metric_names(config.engine) or []:
+        registry.metric(name)  # an unknown metric ends here, in one sentence
     if config.steps is not None and config.steps < 1:
         raise ConfigError(f"--steps must be at least 1; got {config.steps}.")
     if config.kimg is not None and not 0 < config.kimg <= 1e7:

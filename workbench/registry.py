@@ -158,6 +158,8 @@ class MetricSpec:
     :param available: ``available() -> str | None``: None when usable here, else the sentence saying why not.
     :param needs_labels: computed only on samples drawn for given classes (``MetricContext.labels``), that is
         for conditional models; skipped for the others unless named with ``--metric``.
+    :param samples: the generated images its protocol asks for when ``ganbench eval`` is given no ``-n``
+        (``fid``: 50,000, as papers report it); None for the default (10,000).
     """
 
     name: str
@@ -167,6 +169,7 @@ class MetricSpec:
     default: bool = True
     available: Callable[[], str | None] | None = None
     needs_labels: bool = False
+    samples: int | None = None
 
 
 @dataclass

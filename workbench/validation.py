@@ -308,6 +308,10 @@ def check_generator(model, who: str, image_shape: tuple[int, int, int], device: 
                           f"[-1, 1] (end the generator with tanh).")
 
 
+# the fields every metrics event has besides the metrics: a declared metric may not take their names
+RESERVED_EVENT_FIELDS = ("type", "time", "step", "epoch", "batch", "kimg", "images_per_s", "aug_p")
+
+
 def check_train_step(model, loss, real: torch.Tensor, who: str, loss_name: str,
                      fields: Mapping[str, torch.Tensor] | None = None) -> None:
     """One ``train_step``: it must return d_loss, g_loss, d_real and d_fake as finite scalar tensors on the device.
@@ -319,11 +323,18 @@ def check_train_step(model, loss, real: torch.Tensor, who: str, loss_name: str,
     if not isinstance(metrics, Mapping):
         raise PluginError(f"{who}: train_step() returned {describe_value(metrics)}; it must return a dict of "
                           f"{', '.join(METRIC_KEYS)}.")
-    missing = [k for k in METRIC_KEYS if k not in metrics]
+    declared = tuple(getattr(model, "metric_keys", ()))
+    reserved = [k for k in declared if not isinstance(k, str) or k in RESERVED_EVENT_FIELDS or k in METRIC_KEYS]
+    if reserved:
+        raise PluginError(f"{who}: metric_keys names {', '.join(map(str, reserved))}, which the metrics events "
+                          f"already use for something else; choose other names.")
+    keys = tuple(METRIC_KEYS) + declared
+    missing = [k for k in keys if k not in metrics]
     if missing:
         raise PluginError(f"{who}: train_step() returned the keys {', '.join(map(str, metrics)) or 'none'}; "
-                          f"{', '.join(missing)} are missing.")
-    for key in METRIC_KEYS:
+                          f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (the four, and what metric_keys "
+                          f"declares).")
+    for key in keys:
         value = metrics[key]
         if not isinstance(value, torch.Tensor) or value.dim() != 0:
             raise PluginError(f"{who}: train_step() returned {key} as {describe_value(value)}; it must be a scalar "

@@ -180,7 +180,7 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     average_gradients(model, ranks)
     if follower_dir is not None:
         return FollowerRun(config, plugins, FollowerRunDir(follower_dir), device, model, loss, batches, info,
-                           control or RunControl(), [], data.source, None, ranks, services)
+                           control or RunControl(), [], data.source, evaluate_during_training, ranks, services)
     if checkpoint is not None:  # a checkpoint that does not fit is refused before any folder is created
         check_image_shape(checkpoint, image_shape)
         ckpt.restore_networks(checkpoint, model)

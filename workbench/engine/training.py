@@ -227,7 +227,7 @@ class Run(RunOutputs):
                 if self.grids.pending:
                     self.collect_samples()
                 if due.eval:
-                    with batch_norm_on_this_rank(self.model), averaged_weights(self.model):  # rank 0, from the EMA
+                    with batch_norm_on_this_rank(self.model), averaged_weights(self.model):  # from the EMA
                         clock.since_time += self.evaluate(self)  # its seconds stay out of images/s
                 if due.checkpoint:
                     control.checkpoint_requested = False

@@ -5,8 +5,10 @@
 - ``reference``: the held-out real split, embedded by that classifier.
 - ``frechet``, ``coverage``, ``manifold``: Fréchet distance, class coverage and
   KL, k-NN precision and recall; ``domain`` applies them to generated images.
-- ``inception``: the standard Inception FID/KID, only when a package and its
-  weights are on disk.
+- ``inception``, ``detector``, ``paper_metrics``: the papers' Inception FID and
+  KID with NVlabs' protocol (``fid50k_full``): the TorchScript detector found
+  on disk, the training split's statistics cached; ``sharded`` splits the
+  work over the ranks of a torchrun job.
 - ``evaluate``: ``Evaluator`` runs the selected metric plugins; ``periodic``
   calls it every ``eval_every`` training steps; ``history`` reads results back.
 

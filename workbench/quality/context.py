@@ -22,12 +22,16 @@ class MetricContext:
         What holds for every evaluation of an evaluator (which classifier, how the splits were made) is noted
         once, in its first evaluation: ``memo(key, lambda: ctx.notes.append(...), keep=True)``.
     :param labels: the class each image was drawn for (int64 (N,)), for a conditional model; else None.
+    :param protocols: {metric: protocol name} a metric fills in when its number means something only under a
+        named protocol (``fid`` says ``fid50k_full``); stored with the values, so numbers of two protocols are
+        told apart.
     """
 
     fake: torch.Tensor
     evaluator: Evaluator
     notes: list[str] = field(default_factory=list)
     labels: torch.Tensor | None = None
+    protocols: dict[str, str] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @property

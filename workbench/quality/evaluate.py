@@ -20,6 +20,7 @@ from workbench.registry import MetricSpec, Registry
 class EvalResult:
     """What one evaluation gave: ``metrics`` {name: float}, notes for people, plugin failures.
 
+    ``protocols`` names the protocol of the metrics that have one (``{"fid": "fid50k_full"}``).
     ``seconds`` is the whole evaluation; ``reference_seconds`` the part spent loading the real side
     (reading the dataset, training or reading the classifier), which only the first evaluation pays.
     """
@@ -30,6 +31,7 @@ class EvalResult:
     seconds: float
     errors: list[str] = field(default_factory=list)
     reference_seconds: float = 0.0
+    protocols: dict[str, str] = field(default_factory=dict)
 
 
 def unavailable_reason(spec: MetricSpec) -> str | None:
@@ -92,14 +94,18 @@ class Evaluator:
             self.reference_seconds = time.monotonic() - started
         return self._reference
 
-    def evaluate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> EvalResult:
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                 precomputed: dict[str, Any] | None = None) -> EvalResult:
         """Every selected metric of ``images`` (float in [-1, 1] or uint8, (N, C, H, W)).
 
         :param labels: the class each image was drawn for (a conditional model's samples); metrics that need
             them (``MetricSpec.needs_labels``) are skipped without, or refused when named.
+        :param precomputed: per-evaluation ``MetricContext.memo`` values computed elsewhere (under torchrun,
+            the Inception features each rank extracted from its share of the images).
         """
         started, loaded_before = time.monotonic(), self._reference is not None
-        ctx = MetricContext(to_uint8(images).cpu(), self, labels=None if labels is None else labels.cpu())
+        ctx = MetricContext(to_uint8(images).cpu(), self, labels=None if labels is None else labels.cpu(),
+                            _cache=dict(precomputed or {}))
         metrics: dict[str, float] = {}
         errors: list[str] = []
         for spec in self.specs:
@@ -115,4 +121,5 @@ class Evaluator:
             except Exception as exc:  # a broken metric plugin must not take the others down
                 errors.append(f'Metric "{spec.name}" failed: {type(exc).__name__}: {exc}')
         loading = 0.0 if loaded_before or self._reference is None else self.reference_seconds
-        return EvalResult(metrics, ctx.notes, int(images.shape[0]), time.monotonic() - started, errors, loading)
+        return EvalResult(metrics, ctx.notes, int(images.shape[0]), time.monotonic() - started, errors, loading,
+                          {k: v for k, v in ctx.protocols.items() if k in metrics})

@@ -1,96 +1,164 @@
-"""Optional standard Inception-v3 FID and KID, for numbers comparable with papers.
+"""Inception FID and KID as NVlabs computes them (stylegan2-ada / stylegan3 ``metrics/``), for numbers a paper has.
 
-Used only where ``torch-fidelity`` or ``pytorch-fid`` is installed and its
-Inception weights are already on disk (the torch hub cache, or the file named
-by ``GANBENCH_INCEPTION_WEIGHTS`` for torch-fidelity): nothing is downloaded,
-so an offline machine gets a clear sentence instead of a hang. On a CPU,
-10,000 images take many minutes; these metrics are meant for GPU boxes.
+The protocol, ``fid50k_full`` by default: 50,000 generated images, quantised to uint8 first, against every
+image of the training split at the model's resolution; grey images repeated to three channels; both resized
+to 299 inside the detector's pipeline (``detector.py``). The mean and the covariance are NVlabs' (float64 sums,
+the covariance divided by N); KID is the unbiased MMD² with the cubic kernel over 100 subsets of 1,000.
+
+The real side is computed once per dataset, resolution and detector and cached as safetensors in
+``$GANBENCH_CACHE/inception/``, keyed by a hash of the training images, so a second evaluation pays only
+for the generated images. With fewer generated images (``-n``, ``eval_samples``) the name says so:
+``fid10k_full`` is 10,000 against the full training split, and is compared only with another ``fid10k_full``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
+import json
+import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-TORCH_FIDELITY_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
-PYTORCH_FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
-BATCH_SIZE = 100
+from workbench.atomic import atomic_write
+from workbench.datapaths import cache_home
+from workbench.quality.detector import InceptionDetector
+from workbench.quality.frechet import frechet_distance
+
+VERSION = 1  # bump when the reference pipeline changes: old caches are then ignored
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+PROTOCOL_SAMPLES = 50_000  # fid50k_full, kid50k_full
+METRICS = ("fid", "kid")  # the metrics that need the detector (``ganbench eval --download`` fetches it for them)
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+def protocol_name(metric: str, generated: int) -> str:
+    """NVlabs' name of the protocol: ``fid50k_full`` for 50,000 generated against the full training split."""
+    count = f"{generated // 1000}k" if generated % 1000 == 0 else str(generated)
+    return f"{metric}{count}_full"
 
 
-def _hub_file(name: str) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / name
+def mean_cov(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (D,) and covariance (D, D) of features (N, D) as NVlabs' ``FeatureStats`` has them: float64 sums,
+    the covariance divided by N (not N - 1)."""
+    count, dim = features.shape
+    total = torch.zeros(dim, dtype=torch.float64)
+    raw = torch.zeros(dim, dim, dtype=torch.float64)
+    for part in features.split(8192):  # in float64 a block at a time: 60,000 x 2048 at once would be 1 GB more
+        x = part.double().cpu()
+        total += x.sum(0)
+        raw += x.T @ x
+    mean = total / count
+    return mean, raw / count - torch.outer(mean, mean)
 
 
-def backend() -> tuple[str, Path] | None:
-    """("torch-fidelity" or "pytorch-fid", the weights file) when one can run here without a download."""
-    if _installed("torch_fidelity"):
-        override = os.environ.get("GANBENCH_INCEPTION_WEIGHTS")
-        path = Path(override).expanduser() if override else _hub_file(TORCH_FIDELITY_WEIGHTS)
-        if path.is_file():
-            return "torch-fidelity", path
-    if _installed("pytorch_fid") and _hub_file(PYTORCH_FID_WEIGHTS).is_file():
-        return "pytorch-fid", _hub_file(PYTORCH_FID_WEIGHTS)
-    return None
+def fid_from_features(fake: torch.Tensor, real_mean: torch.Tensor, real_cov: torch.Tensor) -> float:
+    """FID of generated features (N, 2048) against the real side's mean and covariance."""
+    return frechet_distance(*mean_cov(fake), real_mean, real_cov)
 
 
-def unavailable_reason() -> str | None:
-    """None when Inception metrics can run here, else the sentence saying what is missing."""
-    if backend() is not None:
-        return None
-    folder = _hub_file("").parent
-    if not (_installed("torch_fidelity") or _installed("pytorch_fid")):
-        return (f"it needs torch-fidelity or pytorch-fid (pip install torch-fidelity) and their Inception weights "
-                f"in {folder}.")
-    return (f"the Inception weights are not on disk: put {TORCH_FIDELITY_WEIGHTS} (torch-fidelity) or "
-            f"{PYTORCH_FID_WEIGHTS} (pytorch-fid) in {folder}, or set GANBENCH_INCEPTION_WEIGHTS.")
-
-
-def feature_extractor(device: torch.device) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """The backend's name and a function from uint8 RGB images (N, 3, H, W) to pool3 features (N, 2048)."""
-    found = backend()
-    if found is None:
-        raise RuntimeError(unavailable_reason())
-    name, path = found
-    if name == "torch-fidelity":
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
-        net.to(device)
-        return name, lambda x: net(x.to(device))[0]
-    from pytorch_fid.inception import InceptionV3  # reads the weights from the torch hub cache checked above
-
-    net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).to(device).eval()
-    return name, lambda x: net(x.to(device).float().div(255))[0].flatten(1)
-
-
-@torch.no_grad()
-def inception_features(extract: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
-    """Pool3 features of uint8 images (N, C, H, W); grey images are repeated to three channels."""
-    if images.shape[1] == 1:
-        images = images.expand(-1, 3, -1, -1)
-    return torch.cat([extract(chunk.contiguous()).float().cpu() for chunk in images.split(BATCH_SIZE)])
-
-
-def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int = 1000,
-                              seed: int = 0) -> float:
-    """KID (Bińkowski et al. 2018): the unbiased MMD² with the cubic polynomial kernel, averaged over subsets."""
+def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = KID_SUBSETS,
+                              subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> float:
+    """KID (Bińkowski et al. 2018) as NVlabs computes it: the unbiased MMD² with k(x, y) = (x·y / d + 1)³,
+    averaged over ``subsets`` pairs of random subsets (drawn without replacement, seeded) of equal size."""
     real, fake = real.double(), fake.double()
     m = min(subset_size, real.shape[0], fake.shape[0])
+    if m < 2:
+        raise ValueError("KID needs at least two images on each side")
     dim = real.shape[1]
     gen = torch.Generator().manual_seed(seed)
     total = 0.0
     for _ in range(subsets):
-        x = real[torch.randperm(real.shape[0], generator=gen)[:m]]
-        y = fake[torch.randperm(fake.shape[0], generator=gen)[:m]]
-        kxx, kyy, kxy = ((a @ b.T / dim + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
-        off = lambda k: (k.sum() - k.diagonal().sum()) / (m * (m - 1))
-        total += float(off(kxx) + off(kyy) - 2 * kxy.mean())
-    return total / subsets
+        x = fake[torch.randperm(fake.shape[0], generator=gen)[:m]]
+        y = real[torch.randperm(real.shape[0], generator=gen)[:m]]
+        within = (x @ x.T / dim + 1) ** 3 + (y @ y.T / dim + 1) ** 3
+        across = (x @ y.T / dim + 1) ** 3
+        total += float((within.sum() - within.diagonal().sum()) / (m - 1) - across.sum() * 2 / m)
+    return total / subsets / m
+
+
+@dataclass
+class InceptionReference:
+    """The real side of fid and kid: every training image's features, their mean and covariance."""
+
+    features: torch.Tensor
+    mean: torch.Tensor
+    cov: torch.Tensor
+    dataset: str
+    side: int
+    seconds: float
+    path: Path | None = None
+    from_cache: bool = False
+
+    @property
+    def count(self) -> int:
+        return int(self.features.shape[0])
+
+    def describe(self) -> str:
+        origin = f"read from {self.path}" if self.from_cache else f"computed in {self.seconds:.0f} s"
+        return (f"Inception statistics of all {self.count:,} training images of {self.dataset} at {self.side} px "
+                f"({origin})")
+
+
+def _fingerprint(images: torch.Tensor) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(str(tuple(images.shape)).encode())
+    digest.update(images.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def reference_path(dataset: str, images: torch.Tensor, detector_sha1: str) -> Path:
+    """Where the statistics of these training images under this detector are cached."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", dataset)
+    name = f"{safe}-{images.shape[-1]}px-inception{detector_sha1[:8]}-v{VERSION}-{_fingerprint(images)}.safetensors"
+    return cache_home() / "inception" / name
+
+
+def load_cached_reference(path: Path, dataset: str, side: int) -> InceptionReference | None:
+    """The statistics cached at ``path``, or None if missing, damaged or from another version."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {})["ganbench-inception"])
+        if meta.get("version") != VERSION:
+            return None
+        tensors = load_file(str(path))
+        return InceptionReference(tensors["features"], tensors["mean"], tensors["cov"], dataset, side,
+                                  float(meta["seconds"]), path, from_cache=True)
+    except Exception:  # a damaged cache is recomputed, never fatal
+        return None
+
+
+def save_reference(reference: InceptionReference, path: Path) -> None:
+    """Write the statistics atomically (an unwritable cache only costs a recomputation)."""
+    from safetensors.torch import save_file
+
+    meta = {"version": VERSION, "dataset": reference.dataset, "side": reference.side, "count": reference.count,
+            "seconds": round(reference.seconds, 3), "time": round(time.time(), 3)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"features": reference.features.contiguous(), "mean": reference.mean, "cov": reference.cov}
+    with atomic_write(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"ganbench-inception": json.dumps(meta)})
+
+
+def inception_reference(images: torch.Tensor, dataset: str, detector: InceptionDetector) -> InceptionReference:
+    """The statistics of the training images (uint8 (N, C, S, S)): from the cache, or computed and cached."""
+    path = reference_path(dataset, images, detector.sha1)
+    cached = load_cached_reference(path, dataset, images.shape[-1])
+    if cached is not None:
+        return cached
+    started = time.monotonic()
+    features = detector.features(images)
+    mean, cov = mean_cov(features)
+    reference = InceptionReference(features, mean, cov, dataset, images.shape[-1], time.monotonic() - started, path)
+    try:
+        save_reference(reference, path)
+    except OSError:
+        reference.path = None
+    return reference

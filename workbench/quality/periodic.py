@@ -13,9 +13,12 @@ import weakref
 
 import torch
 
+from workbench.config import eval_metric_names
 from workbench.engine.conditioning import sample_labels
 from workbench.engine.samples import generate
 from workbench.errors import GanbenchError
+from workbench.quality import paper_metrics, sharded
+from workbench.quality.detector import InceptionDetector, find_detector, unavailable_reason
 from workbench.quality.evaluate import Evaluator
 
 NOISE_SEED_OFFSET = 2  # the sample grids use seed + 1
@@ -23,36 +26,99 @@ _STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class _Periodic:
-    """What a run's evaluations share: the evaluator (real side, classifier) and the fixed noise."""
+    """What a run's evaluations share: the evaluator (real side, classifier), the fixed noise, the detector."""
 
     def __init__(self, run):
         count = run.config.engine["eval_samples"]
-        self.evaluator = Evaluator(run.plugins, run.config, run.image_shape[-1], run.device)
+        self.evaluator = Evaluator(run.plugins, run.config, run.image_shape[-1], run.device,
+                                   eval_metric_names(run.config.engine))
         self.noise = torch.randn(count, run.model.latent_dim,
                                  generator=torch.Generator().manual_seed(run.config.seed + NOISE_SEED_OFFSET))
+        self.labels = sample_labels(run.model, count, "cpu")  # each class in turn, if conditional
+        self.detector = None
+
+    def inception(self, device):
+        """The detector, when the metrics need the generated images' Inception features (loaded once)."""
+        if self.detector is None and paper_metrics.wanted(self.evaluator):
+            found = find_detector()
+            if found is None:
+                raise GanbenchError(f"fid needs the Inception detector: {unavailable_reason()}")
+            self.detector = self.evaluator.cache[paper_metrics.DETECTOR] = InceptionDetector(found, device)
+        return self.detector
+
+
+def _message(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, GanbenchError) else f"{type(exc).__name__}: {exc}"
+
+
+def _turn_off(run, message: str) -> None:
+    if run.ranks.leader:
+        run.emit("warning", message=f"Quality metrics are off for the rest of this run: {message}")
+    _STATE[run] = None
+
+
+def _emit(run, result) -> None:
+    for error in result.errors:
+        run.emit("warning", message=error)
+    run.emit("eval", step=run.step, epoch=run.epoch, metrics=result.metrics, samples=result.samples,
+             seconds=round(result.seconds, 3), notes=result.notes, protocols=result.protocols)
 
 
 def evaluate_during_training(run) -> float:
-    """Compute the default metrics of the run's generator now and emit an ``eval`` event; return the seconds spent.
+    """Compute the run's metrics (``eval_metrics``, else the default ones) now, emit an ``eval`` event, and return
+    the seconds spent. Under torchrun every rank calls it at the same step (``sharded``); rank 0 emits.
 
-    The event: ``{"type": "eval", "step": ..., "metrics": {name: float}, "samples": N, "seconds": s, "notes": [...]}``.
+    The event: ``{"type": "eval", "step": ..., "metrics": {name: float}, "samples": N, "seconds": s, "notes": [...],
+    "protocols": {name: "fid10k_full"}}``.
     """
     started = time.monotonic()
+    if run.ranks.distributed:
+        _evaluate_in_job(run)
+        return time.monotonic() - started
     if run in _STATE and _STATE[run] is None:  # turned off by an earlier failure
         return 0.0
     try:
         state = _STATE.get(run)
         if state is None:
             state = _STATE[run] = _Periodic(run)
-        labels = sample_labels(run.model, state.noise.shape[0], run.device)  # each class in turn, if conditional
+        labels = None if state.labels is None else state.labels.to(run.device)
         images = generate(run.model, state.noise.to(run.device), labels)
-        result = state.evaluator.evaluate(images, labels)
-        for error in result.errors:
-            run.emit("warning", message=error)
-        run.emit("eval", step=run.step, epoch=run.epoch, metrics=result.metrics, samples=result.samples,
-                 seconds=round(result.seconds, 3), notes=result.notes)
+        _emit(run, state.evaluator.evaluate(images, labels))
     except Exception as exc:  # the metrics must never end a training run
-        message = str(exc) if isinstance(exc, GanbenchError) else f"{type(exc).__name__}: {exc}"
-        run.emit("warning", message=f"Quality metrics are off for the rest of this run: {message}")
-        _STATE[run] = None
+        _turn_off(run, _message(exc))
     return time.monotonic() - started
+
+
+def _evaluate_in_job(run) -> None:
+    """Every rank its share, one gather, rank 0 the metrics; all ranks reach the gather whatever failed."""
+    ranks = run.ranks
+    share = sharded.Share(ranks.rank, off=run in _STATE and _STATE[run] is None)
+    if not share.off:
+        try:
+            state = _STATE.get(run)
+            if state is None:
+                state = _STATE[run] = _Periodic(run)
+            share = sharded.make_share(run.model, state.noise, state.labels, ranks.rank, ranks.world, run.device,
+                                       state.inception(run.device))
+        except Exception as exc:
+            share = sharded.Share(ranks.rank, error=_message(exc))
+    shares = sharded.gather(share)
+    if any(s.off for s in shares):  # rank 0's evaluation failed last time (it said why then)
+        _STATE[run] = None
+        return
+    failed = next((s for s in shares if s.error), None)
+    if failed is not None:
+        _turn_off(run, f"rank {failed.rank}: {failed.error}")
+        return
+    if not ranks.leader:
+        return
+    images, features = sharded.assemble(shares)
+    state = _STATE[run]
+    try:
+        precomputed = {} if features is None else {paper_metrics.FAKE_FEATURES: features}
+        result = state.evaluator.evaluate(images, state.labels, precomputed)
+        result.notes.append(f"{images.shape[0]:,} samples drawn{' and embedded by Inception' if features is not None else ''}"
+                            f" by {ranks.world} ranks")
+        _emit(run, result)
+    except Exception as exc:
+        _turn_off(run, _message(exc))

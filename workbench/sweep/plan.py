@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ENGINE_PARAMS, build_config, check_run_name
+from workbench.config import ENGINE_PARAMS, build_config, check_run_name, eval_metric_names
 from workbench.errors import ConfigError, nearest
 from workbench.sweep import study as studies
 from workbench.sweep.manifest import FORMAT, Sweep
@@ -58,6 +58,14 @@ def plan_sweep(registry, *, model: str, sets: list[str], seeds: int, search: str
         base.engine["eval_every"] = max(1, base.steps // 4) if base.steps else 500
         notes.append(f"eval_every was not given: the objective ({objective}) is measured every "
                      f"{base.engine['eval_every']} steps.")
+    names = eval_metric_names(base.engine)
+    if not metric.default and objective not in (names or []):  # fid is computed during training only when named
+        # named metrics are strict, so those only a conditional model can give stay out
+        defaults = [item.spec.name for item in registry.metrics.values()
+                    if item.spec.default and not item.spec.needs_labels]
+        base.engine["eval_metrics"] = "+".join((names or defaults) + [objective])
+        notes.append(f"{objective} is not a default metric: the trials compute eval_metrics="
+                     f"{base.engine['eval_metrics']}.")
     base.name = None
     folder = Path(runs_dir).expanduser() / name
     if folder.exists():

@@ -24,6 +24,7 @@ from workbench.tui.screens.quit import QuitScreen
 from workbench.tui.screens.run import RunScreen
 from workbench.tui.screens.runs import RunsScreen
 from workbench.tui.screens.sweep import SweepScreen
+from workbench.tui.widgets.pixels import DEFAULT_CELL, cell_pixels, image_mode
 
 if TYPE_CHECKING:
     from workbench.plugins import PluginSet
@@ -44,9 +45,10 @@ class WorkbenchApp(App):
     BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
 
     def __init__(self, runs_dir: Path, plugins: PluginSet | None = None, reattach: bool = True,
-                 poll_seconds: float = 0.25):
+                 poll_seconds: float = 0.25, images: str = "halfblock", cell: tuple[int, int] = DEFAULT_CELL):
         super().__init__()
         self.runs_dir, self.reattach, self.poll_seconds = Path(runs_dir), reattach, poll_seconds
+        self.images, self.cell_pixels = images, cell  # how sample grids are drawn (widgets/pixels.py)
         self._plugins = plugins
         self._plugin_loader: Worker | None = None
         self.launched: dict[Path, Launched] = {}
@@ -122,14 +124,18 @@ class WorkbenchApp(App):
 
 
 def make_app(runs_dir: Path | str = "runs", plugins: PluginSet | None = None, reattach: bool = True,
-             poll_seconds: float = 0.25) -> WorkbenchApp:
+             poll_seconds: float = 0.25, images: str | None = None,
+             cell: tuple[int, int] = DEFAULT_CELL) -> WorkbenchApp:
     """The workbench on the runs folder ``runs_dir``.
 
     :param plugins: already loaded plugins (tests pass theirs); None loads them in the background.
     :param reattach: open the newest run that is training when the app starts.
     :param poll_seconds: how often a run screen reads new events.
+    :param images: how sample grids are drawn, "kitty", "sixel" or "halfblock"; None: ``GANBENCH_IMAGES``, else
+        half-blocks (only ``run_workbench`` asks the terminal, before the app takes it over).
+    :param cell: a character cell's size in pixels, for Sixel.
     """
-    return WorkbenchApp(Path(runs_dir), plugins, reattach, poll_seconds)
+    return WorkbenchApp(Path(runs_dir), plugins, reattach, poll_seconds, images or image_mode(), cell)
 
 
 def run_workbench(args) -> int:
@@ -137,5 +143,6 @@ def run_workbench(args) -> int:
     from workbench.config import default_runs_dir
 
     runs_dir = getattr(args, "runs_dir", None) or default_runs_dir()
-    make_app(runs_dir).run()
+    images = image_mode(detect=True)  # the terminal answers on stdin: asked before Textual starts reading it
+    make_app(runs_dir, images=images, cell=cell_pixels() if images != "halfblock" else DEFAULT_CELL).run()
     return 0

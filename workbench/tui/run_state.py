@@ -58,6 +58,7 @@ class RunSnapshot:
     latest: dict[str, float] = field(default_factory=dict)
     sample: Path | None = None
     sample_step: int | None = None
+    raw_sample: Path | None = None  # the raw generator's grid beside an EMA grid (a run with ema_kimg > 0)
     log: tuple[LogLine, ...] = ()
     message: str = ""
     grid_rows: tuple[str, ...] = ()  # a conditional model's grid: the class of each row, top to bottom
@@ -108,6 +109,7 @@ class RunState:
         self.log_count = 0
         self.sample: Path | None = None
         self.sample_step: int | None = None
+        self.raw_sample: Path | None = None
         self.message = ""
         self._elapsed_before = 0.0  # seconds trained in earlier sessions of this run
         self._segment_start: float | None = None
@@ -211,6 +213,8 @@ class RunState:
 
     def _on_sample(self, event: dict) -> None:
         self.sample, self.sample_step = self._file(event), event.get("step")
+        raw = event.get("raw_file") or event.get("raw_path")
+        self.raw_sample = self._file({"file": event.get("raw_file"), "path": raw}) if raw else None
         self._say(event, f"sample grid at step {int(event.get('step') or 0):,}")
 
     def _on_checkpoint(self, event: dict) -> None:
@@ -275,6 +279,7 @@ class RunState:
             image_size=f.get("image_size", 0), images_per_s=rate, elapsed=elapsed, eta=eta,
             gpu_memory_mb=f.get("gpu_memory_mb"), series={k: tuple(self.series[k]) for k in keys},
             latest=dict(self.latest), sample=self.sample, sample_step=self.sample_step, log=tuple(self.log),
+            raw_sample=self.raw_sample,
             message=self.message, grid_rows=f.get("grid_rows", ()), kimg=f.get("kimg"),
             total_kimg=f.get("total_kimg"))
 

@@ -49,6 +49,7 @@ class RunScreen(Screen):
         Binding("r", "continue_run", "Resume run"),
         Binding("g", "sample", "Sample PNG"),
         Binding("z", "zoom", "Zoom"),
+        Binding("e", "switch_grid", "EMA/raw"),
         Binding("escape", "back", "Runs"),
     ]
 
@@ -56,6 +57,7 @@ class RunScreen(Screen):
         super().__init__()
         self.run_dir, self.launched, self.poll_seconds = run_dir, launched, poll_seconds
         self.snapshot = RunSnapshot(name=run_dir.path.name)
+        self.show_raw = False  # the EMA's grid unless the user switched
         self._log_shown = -1
         self._metric_keys: list[str] = []
 
@@ -115,7 +117,7 @@ class RunScreen(Screen):
         previous, snap = self.snapshot, message.snapshot
         self.snapshot = snap
         self._draw(snap)
-        if previous.status != snap.status:
+        if previous.status != snap.status or (previous.raw_sample is None) != (snap.raw_sample is None):
             self.refresh_bindings()
 
     # -- drawing ------------------------------------------------------------
@@ -147,8 +149,11 @@ class RunScreen(Screen):
         self._draw_metrics(snap)
         sample = self.query_one("#run-sample", SampleImage)
         sample.tile = snap.image_size
-        sample.path = snap.sample
-        sample.border_title = f"samples · step {snap.sample_step:,}" if snap.sample_step is not None else "samples"
+        raw = self.show_raw and snap.raw_sample is not None  # `e`: the raw generator's grid beside the EMA's
+        sample.path = snap.raw_sample if raw else snap.sample
+        which = (" · raw" if raw else " · EMA") if snap.raw_sample is not None else ""
+        sample.border_title = f"samples · step {snap.sample_step:,}{which}" if snap.sample_step is not None \
+            else "samples"
         # A conditional model's grid has a row per class: name them, top to bottom.
         sample.border_subtitle = f"rows: {' · '.join(snap.grid_rows)}" if snap.grid_rows else None
         log = self.query_one("#run-log", RichLog)
@@ -181,6 +186,8 @@ class RunScreen(Screen):
             return status not in LIVE and status != "starting"
         if action == "sample":
             return True if status != "starting" else None
+        if action == "switch_grid":  # only a run with an EMA writes two grids
+            return self.snapshot.raw_sample is not None
         return True
 
     def _request(self, command: str, done: str) -> None:
@@ -227,6 +234,10 @@ class RunScreen(Screen):
     def action_zoom(self) -> None:
         sample = self.query_one("#run-sample", SampleImage)
         sample.whole = not sample.whole
+
+    def action_switch_grid(self) -> None:
+        self.show_raw = not self.show_raw
+        self._draw(self.snapshot)
 
     def action_back(self) -> None:
         self.dismiss()

@@ -1,8 +1,10 @@
-"""A PNG sample grid drawn in the terminal: coloured half-blocks, two pixels per character cell.
+"""A PNG sample grid drawn in the terminal: in real pixels where it can, else coloured half-blocks.
 
-``▀`` takes the upper pixel as its foreground colour and the lower one as its
-background, which works in every colour terminal. Without colour (``NO_COLOR``)
-each cell shows the brightness of its two pixels with a shading ramp instead.
+The app's ``images`` mode (``widgets/pixels.py``) says how: "kitty" and "sixel"
+draw the pixels through a ``PixelCanvas``; "halfblock" uses ``▀``, which takes
+the upper pixel as its foreground colour and the lower one as its background
+and works in every colour terminal. Without colour (``NO_COLOR``) each cell
+shows the brightness of its two pixels with a shading ramp instead.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from rich.color import Color
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
+from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.widget import Widget
+
+from workbench.tui.widgets.pixels import DEFAULT_CELL, PixelCanvas
 
 RAMP = " .:-=+*#%@"
 MIN_CELL_PIXELS = 10  # below this a 28-pixel image stops being recognisable
@@ -65,7 +70,8 @@ def cells_to_show(grid_side: int, tile: int, room: int) -> int:
 
 class SampleImage(Widget, can_focus=False):
     """Shows the PNG at ``path``; with ``tile`` (the image side in the grid) set, zooms into the top-left tiles
-    that fit at a readable size, unless ``whole`` is True."""
+    that fit at a readable size, unless ``whole`` is True. In pixels, a cell holds a few dozen pixels rather
+    than two, so the whole of a 64-image grid fits even at 80x24."""
 
     DEFAULT_CSS = """
     SampleImage { height: 1fr; min-height: 4; }
@@ -82,6 +88,15 @@ class SampleImage(Widget, can_focus=False):
         self.set_reactive(SampleImage.path, path)
         self.set_reactive(SampleImage.tile, tile)
 
+    @property
+    def mode(self) -> str:
+        """How this widget draws: the app's ``images`` mode ("kitty", "sixel" or "halfblock")."""
+        return getattr(self.app, "images", "halfblock")
+
+    def compose(self) -> ComposeResult:
+        if self.mode != "halfblock":
+            yield PixelCanvas(self.mode, getattr(self.app, "cell_pixels", DEFAULT_CELL))
+
     def _load(self):
         """The decoded image, re-read only when the file changes."""
         from PIL import Image
@@ -97,15 +112,37 @@ class SampleImage(Widget, can_focus=False):
         except (OSError, ValueError):
             return None
 
+    def _shown(self, image, room: int):
+        """The part of ``image`` to show when ``room`` pixels fit across the smaller side, and its bounds."""
+        box = (0, 0, *image.size)
+        if self.tile and not self.whole:
+            cells = cells_to_show(min(image.size), self.tile, room)
+            side = cells * (self.tile + GRID_PADDING) + GRID_PADDING
+            box = (0, 0, min(side, image.size[0]), min(side, image.size[1]))
+        return (image if box == (0, 0, *image.size) else image.crop(box)), box
+
+    def _canvas(self) -> PixelCanvas | None:
+        canvases = self.query(PixelCanvas)  # none before compose has run, and none in half-blocks
+        return canvases.first() if canvases else None
+
     def render(self):
+        image = None if self.path is None else self._load()
+        canvas = self._canvas()
+        if canvas is not None:
+            canvas.display = image is not None  # else the canvas would hide the message
         if self.path is None:
             return "No sample grid yet."
-        image = self._load()
         if image is None:
             return f"Cannot read {self.path.name}."
         width, height = self.content_size.width, self.content_size.height
-        if self.tile and not self.whole:
-            cells = cells_to_show(min(image.size), self.tile, min(width, 2 * height))
-            side = cells * (self.tile + GRID_PADDING) + GRID_PADDING
-            image = image.crop((0, 0, min(side, image.size[0]), min(side, image.size[1])))
+        if self.mode != "halfblock":
+            return self._render_pixels(canvas, image, width, height) if canvas is not None else ""
+        image, _ = self._shown(image, min(width, 2 * height))
         return HalfBlocks(image, width, height, colour=not self.app.no_color)
+
+    def _render_pixels(self, canvas: PixelCanvas, image, width: int, height: int):
+        """Hand the picture to the canvas (drawn over this widget's content area); nothing of its own to draw."""
+        cw, ch = canvas.cell
+        picture, box = self._shown(image, min(width * cw, height * ch))
+        canvas.show(picture, (self._cache[0], box))
+        return ""
