@@ -267,3 +267,12 @@ def test_kimg_sets_the_length_in_images_and_refuses_steps_beside_it(tmp_path, ti
     assert "1.0 kimg" not in done.stdout and "0.1 kimg" in done.stdout
     both = run_cli(*base, "--kimg", "0.1", "--steps", "5", cwd=tmp_path)
     assert both.returncode == 2 and "Traceback" not in both.stderr
+
+
+@pytest.mark.parametrize("d_first", [True, False], ids=["d-first", "g-first"])
+def test_a_relativistic_loss_trains_either_order_of_the_updates(d_first):
+    from plugins.losses import RpGANLoss
+
+    model = tiny_gan(d_first=d_first)
+    metrics = model.train_step(torch.rand(8, 1, 4, 4) * 2 - 1, RpGANLoss())
+    assert all(torch.isfinite(metrics[k]) for k in ("d_loss", "g_loss"))

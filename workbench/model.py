@@ -272,7 +272,7 @@ class TwoNetworkGAN(GanModel):
             fake = self.G(self.draw_noise(real.shape[0], real.device), *fake_cond)
             join()  # D sees the real batch before the fakes, as in the tutorial (BatchNorm's running statistics)
             d_loss, d_real, fake_logits_d = self._update_d(real, fake, loss, real_cond, fake_cond, real_logits)
-            g_loss, fake_logits = self._update_g(fake, loss, fake_cond)
+            g_loss, fake_logits = self._update_g(fake, loss, fake_cond, real, real_cond)
         elif self.reuse_fake_logits and type(loss).penalty is AdversarialLoss.penalty and not loss.relativistic \
                 and isinstance(self.augment, NoAugment):
             fake = self.G(self.draw_noise(real.shape[0], real.device), *fake_cond)
