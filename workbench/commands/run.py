@@ -19,7 +19,7 @@ def add_arguments(run) -> None:
                        "models, datasets, losses and their settings.")
     run.add_argument("--plugin", "-p", help="the model plugin, e.g. mlp_gan, dcgan, aae")
     run.add_argument("--dataset", "-d", help="the dataset plugin (default: the model's)")
-    run.add_argument("--loss", help="the loss plugin: bce, lsgan, hinge, wgan-gp (default: the model's)")
+    run.add_argument("--loss", help="the loss plugin: bce, lsgan, hinge, wgan-gp, rpgan (default: the model's)")
     length = run.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="passes over the dataset")
     length.add_argument("--steps", type=int, help="training steps (instead of --epochs)")
