@@ -76,7 +76,7 @@ def tune_backends(device: torch.device, engine: dict | None = None) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls on tensor cores (convolutions already are)
     amp = (engine or {}).get("amp", "none")
     if amp != "none" and device.type != "cuda":
-        raise ConfigError(f"amp={amp} needs a CUDA GPU: on {device.type} half-precision autocast is slower than "
+        raise ConfigError(f"amp={amp} needs a CUDA GPU: on {device.type} {amp} autocast is slower than "
                           f"float32 (bf16 about 20x on a 2-core CPU), so train there with amp=none.")
     if (engine or {}).get("cuda_graphs") == "on" and device.type != "cuda":
         raise ConfigError(f"cuda_graphs=on needs a CUDA GPU; this run trains on {device.type}, so use "
