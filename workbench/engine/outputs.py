@@ -86,3 +86,20 @@ class RunOutputs:
             return "no checkpoint had been written yet"
         return f"the checkpoint of step {self.last_checkpoint_step} is intact"
 
+    # -- room for the record of the end ----------------------------------------
+    END_RESERVE = 64 * 1024  # bytes kept free for run_end and state.json should the run fill the disk
+
+    def hold_end_reserve(self) -> None:
+        """Take a little disk space at the start, given back just before the end is recorded: a run that fills
+        the disk with grids or checkpoints still writes how it ended (run_end, state.json)."""
+        try:
+            (self.dir.path / ".end-reserve").write_bytes(bytes(self.END_RESERVE))
+        except OSError:
+            pass  # a disk already this full: the end may go unrecorded, which the console then says
+
+    def free_end_reserve(self) -> None:
+        try:
+            (self.dir.path / ".end-reserve").unlink(missing_ok=True)
+        except OSError:
+            pass
+

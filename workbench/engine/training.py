@@ -135,6 +135,7 @@ class Run(RunOutputs):
     def _start(self) -> None:
         try:
             self.events.log = EventLog(self.dir.events)
+            self.hold_end_reserve()
             self.dir.write_state(status="running", pid=os.getpid(), host=socket.gethostname(), step=self.step,
                                  total_steps=self.total_steps, resumed_from=self.resumed_from,
                                  resumes=self.dir.read_state().get("resumes", 0) + (self.previous_status is not None),
@@ -330,6 +331,7 @@ class Run(RunOutputs):
             self.end_message = message
             # On a full disk these writes may fail too; the console has still been told, and the lock says the
             # process is gone, so the run reads as crashed and resumes from its last checkpoint.
+            self.free_end_reserve()
             try:
                 self.emit("run_end", reason=reason, message=message, step=self.step, epoch=self.epoch,
                           checkpoint_step=self.last_checkpoint_step, **({"interrupted": True} if interrupted else {}))
