@@ -253,6 +253,7 @@ class Run(RunOutputs):
         # Only what the model declared (an unconditional model gets none), checked here rather than every step.
         sources = data.field_tensors(tuple(model.batch_fields))
         keys, services, precision = self.metric_keys, self.services, model.precision
+        engine_keys = services.metric_keys()
         if getattr(model, "owns_precision", False):  # the model chose its own autocast and scalers
             autocast, model.amp = contextlib.nullcontext(), self.config.engine["amp"]
 
@@ -262,7 +263,8 @@ class Run(RunOutputs):
                 precision.start_step()
             with autocast:
                 metrics = model.train_step(real, loss, **{name: tensor[idx] for name, tensor in sources.items()})
-            metrics = {**metrics, **services.metrics()}
+            if engine_keys:  # only a run with an augmentation adds its p: no merge on a plain step
+                metrics = {**metrics, **services.metrics()}
             values = torch.stack([metrics[k].float() for k in keys])
             if precision is not None:  # a step the scalers skipped for overflow changed no weight: not divergence
                 values = torch.where(precision.overflowed & ~torch.isfinite(values), 0.0, values)
