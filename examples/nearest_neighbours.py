@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from workbench.config import RunConfig
-from workbench.engine.data import resize_uint8
+from workbench.api import resize_uint8
+from workbench.data.loading import load_images, training_subset
 from workbench.engine.inference import sample_images
-from workbench.engine.loading import load_images, training_subset
-from workbench.plugins import load_plugins
+from workbench.host.manager import load_plugins
+from workbench.rundir.config import RunConfig
 
 
 def nearest(samples: torch.Tensor, images: torch.Tensor) -> torch.Tensor:

@@ -7,10 +7,7 @@ import math
 import torch
 from torch import nn
 
-from workbench import hookimpl
-from workbench.model import AdversarialLoss, GanModel, Metrics, adam
-from workbench.params import HyperParam, training_params
-from workbench.registry import ModelSpec
+from workbench.api import AdversarialLoss, GanModel, HyperParam, Metrics, ModelSpec, adam, hookimpl, training_params
 
 
 class Encoder(nn.Module):

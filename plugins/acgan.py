@@ -19,10 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench import hookimpl
-from workbench.model import AdversarialLoss, ConditionalGAN, Metrics
-from workbench.params import HyperParam, training_params
-from workbench.registry import DataInfo, ModelSpec
+from workbench.api import (AdversarialLoss, ConditionalGAN, DataInfo, HyperParam, Metrics, ModelSpec, hookimpl,
+                           training_params)
 
 
 class Generator(nn.Module):

@@ -13,11 +13,8 @@ from pathlib import Path
 
 import torch
 
-from workbench import hookimpl
-from workbench.datapaths import cache_home, data_home
-from workbench.errors import DataError
-from workbench.imagefolder import load_folder, load_labelled_folder
-from workbench.registry import DataRequest, DatasetSpec, ImageData
+from workbench.api import (DataError, DataRequest, DatasetSpec, ImageData, cache_home, data_home, hookimpl,
+                           load_folder, load_labelled_folder)
 
 CELEBA_HELP = ("download img_align_celeba.zip from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html) "
                "and unzip it there, or pass --data-root DIR")

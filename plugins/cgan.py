@@ -17,10 +17,7 @@ import math
 import torch
 from torch import nn
 
-from workbench import hookimpl
-from workbench.model import ConditionalGAN
-from workbench.params import HyperParam, training_params
-from workbench.registry import DataInfo, ModelSpec
+from workbench.api import ConditionalGAN, DataInfo, HyperParam, ModelSpec, hookimpl, training_params
 
 
 def _block(n_in: int, n_out: int, normalize: bool = True) -> list[nn.Module]:

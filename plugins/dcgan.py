@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from workbench import hookimpl
-from workbench.layers import PointInputConvTranspose2d, WholeInputConv2d
-from workbench.model import TwoNetworkGAN
-from workbench.params import HyperParam, training_params
-from workbench.registry import ModelSpec
+from workbench.api import (HyperParam, ModelSpec, PointInputConvTranspose2d, TwoNetworkGAN, WholeInputConv2d,
+                           hookimpl, training_params)
 
 
 def _stages(image_size: int) -> int:

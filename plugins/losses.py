@@ -6,9 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench import hookimpl
-from workbench.model import AdversarialLoss
-from workbench.registry import LossSpec
+from workbench.api import AdversarialLoss, LossSpec, hookimpl
 
 
 class BCELoss(AdversarialLoss):

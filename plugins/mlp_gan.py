@@ -6,10 +6,7 @@ import math
 
 from torch import nn
 
-from workbench import hookimpl
-from workbench.model import TwoNetworkGAN
-from workbench.params import HyperParam, training_params
-from workbench.registry import ModelSpec
+from workbench.api import HyperParam, ModelSpec, TwoNetworkGAN, hookimpl, training_params
 
 
 def _block(n_in: int, n_out: int, normalize: bool = True) -> list[nn.Module]:
@@ -54,7 +51,7 @@ class Discriminator(nn.Module):
 
 def build(hp: dict, img_shape: tuple[int, int, int]) -> TwoNetworkGAN:
     # D is Linear and LeakyReLU only, a pure function of its weights and input: D's pass over the fakes in
-    # G's update serves D's update too (bit-identical; workbench.model.TwoNetworkGAN).
+    # G's update serves D's update too (bit-identical; workbench.modeling.model.TwoNetworkGAN).
     return TwoNetworkGAN(Generator(hp["latent_dim"], img_shape), Discriminator(img_shape), hp,
                          latent_dim=hp["latent_dim"], d_first=False, d_scale=0.5, reuse_fake_logits=True)
 

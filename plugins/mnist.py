@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench import hookimpl
-from workbench.datapaths import data_home
-from workbench.errors import DataError
-from workbench.idx import read_idx
-from workbench.registry import DataRequest, DatasetSpec, ImageData
+from workbench.api import DataError, DataRequest, DatasetSpec, ImageData, data_home, hookimpl, read_idx
 
 SHIPPED = Path(__file__).parent / "data"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -9,13 +9,11 @@ are computed only when named.
 
 from __future__ import annotations
 
-from workbench import hookimpl
+from workbench.api import MetricContext, MetricSpec, hookimpl
 from workbench.quality import domain, paper_metrics
 from workbench.quality.conditional import class_accuracy
-from workbench.quality.context import MetricContext
 from workbench.quality.detector import unavailable_reason as detector_missing
 from workbench.quality.inception import PROTOCOL_SAMPLES
-from workbench.registry import MetricSpec
 
 def _precision(ctx: MetricContext) -> float:
     return domain.manifold_precision_recall(ctx)[0]

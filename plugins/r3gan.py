@@ -24,11 +24,8 @@ import math
 import torch
 
 from plugins.r3gan_networks import Discriminator, Generator, stage_plan
-from workbench import hookimpl
-from workbench.errors import ConfigError
-from workbench.model import AdversarialLoss, Metrics, TwoNetworkGAN, adam
-from workbench.params import HyperParam, training_params
-from workbench.registry import DataInfo, ModelSpec
+from workbench.api import (AdversarialLoss, ConfigError, DataInfo, HyperParam, Metrics, ModelSpec, TwoNetworkGAN,
+                           adam, hookimpl, training_params)
 
 SIZES = (32, 64, 128, 256)
 

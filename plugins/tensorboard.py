@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from workbench import hookimpl
+from workbench.api import hookimpl
 
 FOLDER = "tensorboard"
 _NOT_SCALARS = {"type", "time", "step", "epoch", "batch"}

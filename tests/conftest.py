@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.idx import read_idx, write_idx
-from workbench.plugins import load_plugins
+from workbench.data.idx import read_idx, write_idx
+from workbench.host.manager import load_plugins
 
 SHIPPED = Path(__file__).resolve().parent.parent / "plugins" / "data"
 

@@ -1,6 +1,6 @@
 """Bad input: one sentence, a non-zero exit, no traceback, and the runs already on disk untouched.
 
-Most cases call ``workbench.cli.main`` in process (the same code the console
+Most cases call ``workbench.cli.main.main`` in process (the same code the console
 script runs) so that many cases stay fast; one case runs the real subprocess.
 Files are real: IDX files, JPEGs, safetensors checkpoints written by the engine
 and then damaged or forged.
@@ -19,13 +19,13 @@ import torch
 from safetensors.torch import save_file
 from torchvision.io import encode_jpeg
 
-import workbench.commands.runs
+import workbench.cli.commands.runs
 from helpers import refusing_writes
-from workbench.cli import main as ganbench_main
-from workbench.config import build_config
+from workbench.cli.main import main as ganbench_main
+from workbench.data.idx import write_idx
 from workbench.engine.checkpoint import FORMAT, MAX_HEADER_BYTES, save_checkpoint
 from workbench.engine.run import prepare_run
-from workbench.idx import write_idx
+from workbench.host.configure import build_config
 
 SMALL = ["--set", "image_size=8", "--batch-size", "8", "--set", "sample_every=0", "--steps", "5"]
 
@@ -266,7 +266,7 @@ def test_an_unexpected_exception_is_one_line_unless_debugging(capsys, monkeypatc
     def broken(args):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(workbench.commands.runs, "main", broken)
+    monkeypatch.setattr(workbench.cli.commands.runs, "main", broken)
     message = refused(capsys, "runs")
     assert message == "unexpected ZeroDivisionError: division by zero (set GANBENCH_DEBUG=1 to see the traceback)."
     monkeypatch.setenv("GANBENCH_DEBUG", "1")

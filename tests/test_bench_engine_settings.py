@@ -19,14 +19,14 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 from plugins.losses import BCELoss
-from workbench.config import build_config
+from workbench.base.errors import ConfigError
 from workbench.engine import run as engine_run
 from workbench.engine.devices import autocast_context, compile_networks
 from workbench.engine.inference import sample_images
-from workbench.engine.samples import generate
 from workbench.engine.run import prepare_run
-from workbench.errors import ConfigError
-from workbench.model import TwoNetworkGAN
+from workbench.engine.samples import generate
+from workbench.host.configure import build_config
+from workbench.modeling.model import TwoNetworkGAN
 
 STEPS = 4
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from plugins.losses import BCELoss
-from workbench.bench.workloads import collect_workloads
-from workbench.engine.data import resize_uint8
+from workbench.data.device import resize_uint8
+from workbench.host.workloads import registered_workloads
 
 STEPS = 3
 SEED = 123
@@ -53,7 +53,7 @@ CASES = {
 
 def _case(name: str, plugins):
     """The workload, its model spec, the hyper-parameters both paths use, and the image shape."""
-    workload = collect_workloads(plugins)[0][name]  # registered by the core plugin classic
+    workload = registered_workloads(plugins.registry)[name]  # registered by the core plugin classic
     overrides, channels, batch, _ = CASES[name]
     spec = plugins.registry.model(workload.model)
     hp = {**spec.defaults(), **workload.hyperparams, **overrides, "batch_size": batch}
@@ -162,7 +162,7 @@ def test_reusing_ds_pass_over_the_fakes_leaves_every_update_bit_identical(loss_n
 
 def test_fused_adam_updates_exactly_as_torch_adam_does():
     """FusedAdam calls the fused kernel itself; torch.optim.Adam(fused=True) must give the same bits."""
-    from workbench.model import FusedAdam
+    from workbench.modeling.model import FusedAdam
 
     torch.manual_seed(0)
     shapes = [(64, 100), (64,), (32, 64), (32,), (1, 32)]

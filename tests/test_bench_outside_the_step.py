@@ -22,9 +22,9 @@ import torch
 from PIL import Image
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from workbench.config import build_config
 from workbench.engine import samples
 from workbench.engine.run import prepare_run
+from workbench.host.configure import build_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

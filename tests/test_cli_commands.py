@@ -104,13 +104,13 @@ def test_corrupt_and_mismatched_checkpoints_are_one_sentence(cli, tiny_mnist, tm
 
 
 def test_help_is_instant_and_headless_never_imports_textual():
-    code = ("import sys, workbench.cli, workbench.engine.run, workbench.console;"
-            "from workbench.commands import run, plugins, sample, runs, sweep, compare;"
+    code = ("import sys, workbench.cli.main, workbench.engine.run, workbench.cli.console;"
+            "from workbench.cli.commands import run, plugins, sample, runs, sweep, compare;"
             "import workbench.sweep.driver, workbench.sweep.compare, workbench.sweep.figures;"
             "print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    code = "import sys, workbench.cli; print('torch' in sys.modules)"
+    code = "import sys, workbench.cli.main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", "ganbench --help must not import torch"
 
@@ -128,7 +128,7 @@ def test_plugins_lists_core_plugins_from_entry_points(cli):
 
 METRIC_PLUGIN = """
 from workbench import hookimpl
-from workbench.registry import MetricSpec
+from workbench.host.registry import MetricSpec
 
 def _broken():
     raise RuntimeError("no moon tonight")

@@ -13,17 +13,17 @@ from PIL import Image
 from torch import nn
 
 from workbench import hookimpl
-from workbench.config import build_config
+from workbench.base.errors import ConfigError
+from workbench.base.params import HyperParam, training_params
+from workbench.data.device import DeviceImages
+from workbench.data.folder import load_labelled_folder
 from workbench.engine.checkpoint import read_metadata
-from workbench.engine.data import DeviceImages
-from workbench.engine.events import iter_events
 from workbench.engine.run import prepare_run
-from workbench.errors import ConfigError
-from workbench.imagefolder import load_labelled_folder
-from workbench.model import ConditionalGAN
-from workbench.params import HyperParam, training_params
-from workbench.plugins import load_plugins
-from workbench.registry import DataInfo, ModelSpec
+from workbench.host.configure import build_config
+from workbench.host.manager import load_plugins
+from workbench.host.registry import DataInfo, ModelSpec
+from workbench.modeling.model import ConditionalGAN
+from workbench.rundir.events import iter_events
 from workbench.testing import check_model_plugin
 from workbench.tui.run_state import RunState
 
@@ -40,7 +40,7 @@ def write_pngs(folder, images: torch.Tensor) -> None:
 @pytest.fixture
 def labelled_folder(tmp_path, fashion_images):
     """Sneakers (label 7 in Fashion-MNIST) and trousers (label 1) in class sub-folders, as ImageFolder lays them out."""
-    from workbench.idx import read_idx
+    from workbench.data.idx import read_idx
     from conftest import SHIPPED
 
     labels = read_idx(SHIPPED / "t10k-labels-idx1-ubyte.gz")
@@ -105,7 +105,7 @@ def test_the_model_is_given_the_real_batch_labels(plugins, tmp_path, monkeypatch
 
     monkeypatch.setattr(ConditionalGAN, "train_step", spy)
     run = _train(plugins, tmp_path, "cgan", sets=["latent_dim=8", "image_size=28", "batch_size=16"])
-    from workbench.idx import read_idx
+    from workbench.data.idx import read_idx
     from conftest import SHIPPED
 
     images, labels = read_idx(SHIPPED / "t10k-images-idx3-ubyte.gz"), read_idx(SHIPPED / "t10k-labels-idx1-ubyte.gz")
@@ -212,9 +212,9 @@ def test_the_class_drawn_is_the_class_asked_for(plugins, tmp_path):
 def test_class_accuracy_scores_samples_against_the_classes_they_were_drawn_for(plugins):
     """Real test images stand in for a perfect generator: labelled truly they score the classifier's accuracy,
     labelled by a shifted class they score far less."""
-    from workbench.config import RunConfig
-    from workbench.idx import read_idx
+    from workbench.data.idx import read_idx
     from workbench.quality.evaluate import Evaluator
+    from workbench.rundir.config import RunConfig
     from conftest import SHIPPED
 
     images = read_idx(SHIPPED / "t10k-images-idx3-ubyte.gz")[:1000].unsqueeze(1)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-import workbench.imagefolder as imagefolder
-from workbench.errors import DataError
-from workbench.idx import read_idx, write_idx
-from workbench.registry import DataRequest
+import workbench.data.folder as imagefolder
+from workbench.base.errors import DataError
+from workbench.data.idx import read_idx, write_idx
+from workbench.host.registry import DataRequest
 
 
 def request(root, size=28, split="train", cache=None) -> DataRequest:

@@ -8,10 +8,10 @@ import shutil
 import torch
 from safetensors import safe_open
 
-from workbench.config import build_config
 from workbench.engine.checkpoint import load_checkpoint
-from workbench.engine.events import read_events
 from workbench.engine.run import prepare_run
+from workbench.host.configure import build_config
+from workbench.rundir.events import read_events
 
 
 def config_for(plugins, tmp_path, data_root, **kw):
@@ -81,7 +81,7 @@ def test_run_observer_hooks_are_called(plugins, tmp_path, tiny_mnist):
     import types
 
     from workbench import hookimpl
-    from workbench.plugins import load_plugins
+    from workbench.host.manager import load_plugins
 
     seen = []
     observer = types.ModuleType("observer")

@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from plugins.aae import AAE
-from workbench.config import build_config
+from workbench.base.errors import ConfigError
 from workbench.engine.graphs import WARMUP_STEPS, GraphedStep, graph_safe, use_graphs
 from workbench.engine.run import prepare_run
-from workbench.errors import ConfigError
-from workbench.model import TwoNetworkGAN
+from workbench.host.configure import build_config
+from workbench.modeling.model import TwoNetworkGAN
 
 # D's weights gather gradients from two streams on purpose (queue_beside); PyTorch's warning about it is silenced.
 pytestmark = pytest.mark.filterwarnings("error:The AccumulateGrad node's stream does not match")

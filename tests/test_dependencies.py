@@ -1,7 +1,9 @@
 """The shape of the house: the layer rules of pyproject.toml's import-linter contracts, and no import cycle.
 
-Both read the import graph grimp builds from the source, lazy imports inside
-functions included; imports under ``if TYPE_CHECKING:`` never run and are left out.
+Both read the import graph grimp builds from the source, lazy imports inside functions included, and imports
+under ``if TYPE_CHECKING:`` too: a type that names a module is a dependency on it, even if it never runs.
+Cycles are looked for between modules and between packages (``workbench.engine`` and ``workbench.quality``
+importing each other through different modules is a cycle too).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def test_the_import_contracts_hold():
 
 
 def test_the_headless_contract_names_every_module_but_the_ui():
-    """A new module of workbench/ is headless until it is listed: the contract must not silently skip it."""
+    """A new package or module of workbench/ is headless until it is listed: the contract must not silently skip it."""
     contracts = {c["id"]: c for c in read_configuration(str(ROOT / "pyproject.toml"))["contracts_options"]}
     listed = set(contracts["headless"]["source_modules"])
     graph = grimp.build_graph("workbench", cache_dir=None)
@@ -81,17 +83,57 @@ def test_the_headless_contract_names_every_module_but_the_ui():
     assert listed == top_level, f"add to or remove from the contract: {sorted(top_level ^ listed)}"
 
 
+def _graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*PACKAGES, exclude_type_checking_imports=False, cache_dir=None)
+
+
+def package_graph(graph: grimp.ImportGraph) -> grimp.ImportGraph:
+    """The graph squashed to packages: ``workbench.engine.run -> workbench.data.device`` becomes
+    ``workbench.engine -> workbench.data`` (the top-level modules of workbench/ stay themselves)."""
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+    squashed = grimp.ImportGraph()
+    for module in graph.modules:
+        squashed.add_module(package(module))
+        for imported in graph.find_modules_directly_imported_by(module):
+            if package(imported) != package(module):
+                squashed.add_import(importer=package(module), imported=package(imported))
+    return squashed
+
+
 def test_no_module_imports_one_that_imports_it_back():
-    graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True, cache_dir=None)
+    graph = _graph()
     cycles = import_cycles(graph)
     assert not cycles, "import cycles: " + "; ".join(_describe(graph, group) for group in cycles)
+
+
+def test_no_package_imports_one_that_imports_it_back():
+    graph = package_graph(_graph())
+    cycles = import_cycles(graph)
+    assert not cycles, "package cycles: " + "; ".join(_describe(graph, group) for group in cycles)
+
+
+def test_a_type_checking_import_closes_a_package_cycle_too():
+    """Built from the real graph: engine -> quality under TYPE_CHECKING would close a circle with quality -> engine."""
+    graph = _graph()
+    graph.add_import(importer="workbench.engine.training", imported="workbench.quality.periodic")
+    (group,) = import_cycles(package_graph(graph))
+    assert set(group) == {"workbench.engine", "workbench.quality"}
+
+
+def test_every_package_has_its_place_in_the_layers():
+    """A new package of workbench/ must be put in a layer (or be the plugin surface, api): the tree shows the rule."""
+    contracts = {c["id"]: c for c in read_configuration(str(ROOT / "pyproject.toml"))["contracts_options"]}
+    placed = {name.strip() for layer in contracts["layers"]["layers"] for name in layer.split("|")}
+    packages = {p.name for p in (ROOT / "workbench").iterdir() if (p / "__init__.py").is_file()}
+    assert packages - placed == set(), "put these packages in a layer of pyproject.toml's layers contract"
 
 
 def test_a_cycle_added_to_the_graph_is_found():
     """The search itself: a lazy import from errors.py back to config.py would close a circle."""
     graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True, cache_dir=None)
-    assert graph.chain_exists(importer="workbench.config", imported="workbench.errors")
-    graph.add_import(importer="workbench.errors", imported="workbench.config")
+    assert graph.chain_exists(importer="workbench.rundir.config", imported="workbench.base.errors")
+    graph.add_import(importer="workbench.base.errors", imported="workbench.rundir.config")
     (group,) = import_cycles(graph)
-    assert {"workbench.config", "workbench.errors"} <= set(group)
-    assert _describe(graph, group).startswith("workbench.config -> ")
+    assert {"workbench.rundir.config", "workbench.base.errors"} <= set(group)
+    assert _describe(graph, group).startswith("workbench.base.errors -> ")

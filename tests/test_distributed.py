@@ -20,9 +20,9 @@ from safetensors.torch import load_file
 
 from helpers import install_plugin
 from workbench.engine.checkpoint import load_checkpoint
-from workbench.engine.control import send_request
-from workbench.engine.events import read_events
-from workbench.engine.rundir import RunDir
+from workbench.rundir.control import send_request
+from workbench.rundir.directory import RunDir
+from workbench.rundir.events import read_events
 
 ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
 SMALL = ["--dataset", "mnist", "--device", "cpu", "--set", "sample_every=0", "--set", "log_every=5"]
@@ -34,9 +34,9 @@ import torch
 from torch import nn
 from safetensors.torch import save_file
 from workbench import hookimpl
-from workbench.model import TwoNetworkGAN
-from workbench.params import HyperParam, training_params
-from workbench.registry import ModelSpec
+from workbench.base.params import HyperParam, training_params
+from workbench.host.registry import ModelSpec
+from workbench.modeling.model import TwoNetworkGAN
 
 RANK = int(os.environ.get("RANK", "0"))
 OUT = Path(os.environ["DDP_TEST_OUT"])

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.console import PlainProgress
-from workbench.engine.control import RunControl
-from workbench.engine.data import DeviceImages
+from workbench.base.errors import ConfigError
+from workbench.cli.console import PlainProgress
+from workbench.cli.torchrun import process_count, without_flag
+from workbench.data.device import DeviceImages
 from workbench.engine.distributed import (Lockstep, Ranks, batch_norm_on_this_rank, convert_sync_batch_norm,
                                           rank_seed, ranks_from_environment)
-from workbench.errors import ConfigError
-from workbench.launcher import process_count, without_flag
+from workbench.rundir.control import RunControl
 
 
 def test_each_rank_takes_a_disjoint_share_of_every_batch_of_the_one_process_order():

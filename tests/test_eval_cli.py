@@ -12,8 +12,8 @@ from conftest import run_cli
 
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.inference import load_model
-from workbench.engine.rundir import RunDir
 from workbench.quality.history import eval_events, latest_metrics
+from workbench.rundir.directory import RunDir
 
 TRAINED_STEPS = 300
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from helpers import install_plugin, refusing_writes, small_tmpfs
-from workbench.config import build_config
 from workbench.engine.checkpoint import load_checkpoint
-from workbench.engine.events import read_events
 from workbench.engine.run import prepare_run
+from workbench.host.configure import build_config
+from workbench.rundir.events import read_events
 
 # A small, fast run: 8x8 images, batch 8, one thread per process (the cores are shared).
 FAST = ["--set", "image_size=8", "--set", "batch_size=8", "--set", "log_every=5", "--set", "sample_every=0"]

@@ -32,7 +32,7 @@ def _hidden(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def fid_runs(tmp_path_factory, fashion_images):
     """Two short mlp_gan runs on a small real IDX dataset, evaluated with fd and fid every 10 steps."""
-    from workbench.idx import read_idx, write_idx
+    from workbench.data.idx import read_idx, write_idx
     from conftest import SHIPPED
 
     root = tmp_path_factory.mktemp("fid-runs")
@@ -131,7 +131,7 @@ def test_an_unknown_eval_metric_is_refused_before_training(tmp_path):
 
 
 def test_the_workbench_draws_fid_beside_the_losses(fid_runs):
-    from workbench.engine.events import read_events
+    from workbench.rundir.events import read_events
     from workbench.tui.run_state import RunState
 
     root, _ = fid_runs

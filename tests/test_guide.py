@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy
 import pytest
 
-from workbench import hookspecs, testing
-from workbench.model import AdversarialLoss, GanModel
-from workbench.params import HyperParam
-from workbench.registry import DataRequest, DatasetSpec, ImageData, LossSpec, ModelSpec
+from workbench.base.params import HyperParam
+from workbench.host import hookspecs, testing
+from workbench.host.registry import DataRequest, DatasetSpec, ImageData, LossSpec, ModelSpec
+from workbench.modeling.model import AdversarialLoss, GanModel
 from workbench.testing import scratch_env
 
 GUIDE_PATH = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"

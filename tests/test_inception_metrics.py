@@ -16,12 +16,12 @@ import pytest
 import torch
 from inception_standin import save_standin
 
-from workbench.config import RunConfig
-from workbench.errors import GanbenchError
+from workbench.base.errors import GanbenchError
 from workbench.quality import detector as det
 from workbench.quality.evaluate import Evaluator
 from workbench.quality.frechet import frechet_distance
 from workbench.quality.inception import fid_from_features, kernel_inception_distance, mean_cov, protocol_name
+from workbench.rundir.config import RunConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -202,7 +202,7 @@ def test_reference_statistics_are_computed_once_and_read_back(plugins, tiny_mnis
     assert two.metrics["kid"] == pytest.approx(one.metrics["kid"], abs=1e-9)
     assert any("read from" in note for note in two.notes)
     real = _evaluator(plugins, tiny_mnist, ["fid"]).evaluate(plugins.registry.dataset("mnist").load(
-        __import__("workbench.registry", fromlist=["DataRequest"]).DataRequest(root=tiny_mnist, download=False,
+        __import__("workbench.host.registry", fromlist=["DataRequest"]).DataRequest(root=tiny_mnist, download=False,
                                                                                 image_size=28, split="test")).images)
     assert real.metrics["fid"] < one.metrics["fid"] / 5  # real held-out images are far closer than noise
 

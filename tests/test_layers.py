@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.layers import PointInputConvTranspose2d, WholeInputConv2d
+from workbench.modeling.layers import PointInputConvTranspose2d, WholeInputConv2d
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -70,8 +70,8 @@ def test_padding_is_refused_with_a_sentence():
 
 
 def test_the_dcgan_uses_them_and_keeps_its_checkpoint_keys():
-    from plugins.dcgan import build
     from plugins.classic.models import DcganDiscriminator, DcganGenerator
+    from plugins.dcgan import build
     hp = {"latent_dim": 100, "ngf": 8, "ndf": 8, "image_size": 32, "lr": 2e-4, "b1": 0.5, "b2": 0.999}
     model = build(hp, (1, 32, 32))
     assert isinstance(model.G.main[0], PointInputConvTranspose2d)

@@ -6,13 +6,13 @@ from types import ModuleType
 
 import pytest
 
+from workbench import hookimpl
 from plugins.losses import BCELoss
 from plugins.mlp_gan import build as build_mlp
-from workbench import hookimpl
-from workbench.model import TwoNetworkGAN
-from workbench.params import HyperParam, training_params
-from workbench.plugins import load_plugins
-from workbench.registry import LossSpec, ModelSpec
+from workbench.base.params import HyperParam, training_params
+from workbench.host.manager import load_plugins
+from workbench.host.registry import LossSpec, ModelSpec
+from workbench.modeling.model import TwoNetworkGAN
 
 
 def plugin(name: str, **functions) -> ModuleType:
@@ -61,7 +61,7 @@ def test_a_raising_registration_hook_is_reported_and_the_core_still_loads():
     (spec(hyperparams=training_params(64, 2e-4, 1) + (HyperParam("image_size", "int", 28, choices=(32, 64)),)),
      "the default of image_size is not allowed (image_size must be one of 32, 64; got 28.)"),
     (spec(hyperparams=training_params(64, 2e-4, 1) * 2), "it declares b1, b2, batch_size, epochs, lr more than once"),
-    (spec(hyperparams=[{"name": "batch_size"}]), "its hyperparams must be a tuple of workbench.params.HyperParam"),
+    (spec(hyperparams=[{"name": "batch_size"}]), "its hyperparams must be a tuple of workbench.base.params.HyperParam"),
     (spec(description=None), "its description is None, not a string"),
 ])
 def test_an_invalid_model_spec_is_left_out_with_the_reason(bad, phrase):

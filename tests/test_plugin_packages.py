@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from workbench.engine.checkpoint import read_metadata
-from workbench.engine.events import iter_events
+from workbench.rundir.events import iter_events
 from workbench.testing import scratch_env, shape_images
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ganbench-example-plugin"
@@ -175,10 +175,10 @@ BROKEN = {
         from torch import nn
 
         from workbench import hookimpl
-        from workbench.model import TwoNetworkGAN
-        from workbench.params import HyperParam, training_params
-        from workbench.registry import LossSpec, ModelSpec
         from plugins.losses import BCELoss
+        from workbench.base.params import HyperParam, training_params
+        from workbench.host.registry import LossSpec, ModelSpec
+        from workbench.modeling.model import TwoNetworkGAN
 
         def build_flat(hp, shape):
             G = nn.Sequential(nn.Linear(hp["latent_dim"], 784), nn.Tanh())  # forgets to reshape

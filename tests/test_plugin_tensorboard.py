@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from workbench.config import build_config
-from workbench.engine.events import iter_events
 from workbench.engine.run import prepare_run
-from workbench.plugins import load_plugins
+from workbench.host.configure import build_config
+from workbench.host.manager import load_plugins
+from workbench.rundir.events import iter_events
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

@@ -11,9 +11,9 @@ from PIL import Image
 from torch import nn
 
 from workbench import hookimpl
-from workbench.model import AdversarialLoss, TwoNetworkGAN
-from workbench.params import HyperParam, training_params
-from workbench.registry import LossSpec, ModelSpec
+from workbench.base.params import HyperParam, training_params
+from workbench.host.registry import LossSpec, ModelSpec
+from workbench.modeling.model import AdversarialLoss, TwoNetworkGAN
 from workbench.testing import (
     PluginCheckError,
     check_dataset_plugin,

@@ -11,15 +11,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench import hookimpl
-from workbench.config import build_config
-from workbench.engine.data import DeviceImages
+from workbench.base.errors import DataError, PluginError
+from workbench.base.params import HyperParam, training_params
+from workbench.data.device import DeviceImages
 from workbench.engine.run import prepare_run
-from workbench.errors import DataError, PluginError
-from workbench.model import AdversarialLoss, GanModel, TwoNetworkGAN
-from workbench.params import HyperParam, training_params
-from workbench.plugins import load_plugins
-from workbench.registry import DatasetSpec, ImageData, LossSpec, ModelSpec
-from workbench.validation import check_before_training
+from workbench.host.configure import build_config
+from workbench.host.manager import load_plugins
+from workbench.host.registry import DatasetSpec, ImageData, LossSpec, ModelSpec
+from workbench.host.validation import check_before_training
+from workbench.modeling.model import AdversarialLoss, GanModel, TwoNetworkGAN
 
 SHAPE = (1, 28, 28)
 WHO = "(plugin broken from (local))"
@@ -178,7 +178,7 @@ def test_a_generator_out_of_range_is_blamed(tmp_path):
 
 def test_a_build_returning_something_else_is_blamed(tmp_path):
     message = refused(tmp_path, broken_plugin(build=lambda hp, shape: {"G": nn.Linear(1, 1)}), loss="bce")
-    assert message == (f'Model "m" {WHO}: build() returned a dict; it must return a workbench.model.GanModel '
+    assert message == (f'Model "m" {WHO}: build() returned a dict; it must return a workbench.modeling.model.GanModel '
                        f"(for example a TwoNetworkGAN).")
 
 
@@ -218,7 +218,7 @@ def test_a_loss_breaking_its_contract_is_blamed(tmp_path, loss_class, expected):
 def test_a_loss_build_returning_something_else_is_blamed(tmp_path):
     message = refused(tmp_path, broken_plugin(loss=lambda: torch.nn.BCEWithLogitsLoss()))
     assert message == (f'Loss "l" {WHO}: build() returned a BCEWithLogitsLoss, which has no d_loss, g_loss, penalty, '
-                       f"score; subclass workbench.model.AdversarialLoss.")
+                       f"score; subclass workbench.modeling.model.AdversarialLoss.")
 
 
 def test_float_images_from_a_dataset_are_blamed(tmp_path):

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.config import build_config
-from workbench.engine.events import iter_events
+from workbench.base.errors import DataError, GanbenchError, PluginError
 from workbench.engine.run import prepare_run
-from workbench.errors import DataError, GanbenchError, PluginError
-from workbench.plugins import load_plugins
+from workbench.host.configure import build_config
+from workbench.host.manager import load_plugins
+from workbench.host.registry import DatasetSpec, ImageData
 from workbench.quality.coverage import class_shares, coverage
 from workbench.quality.evaluate import Evaluator, select_metrics
 from workbench.quality.frechet import feature_stats, frechet_between, frechet_distance
 from workbench.quality.manifold import precision_recall
 from workbench.quality.reference import labelled_splits
-from workbench.registry import DatasetSpec, ImageData
+from workbench.rundir.events import iter_events
 
 CPU = torch.device("cpu")
 
@@ -207,7 +207,7 @@ def test_during_training_an_unusable_metric_warns_once_and_training_goes_on(unla
 
 def test_drawing_samples_of_an_uncompiled_model_does_not_import_the_compiler():
     """``torch.compiler.set_stance`` imports dynamo (1.3 s here); without compile=on nothing needs it."""
-    code = ("import sys, torch; from workbench.plugins import load_plugins; from workbench.engine.samples import "
+    code = ("import sys, torch; from workbench.host.manager import load_plugins; from workbench.engine.samples import "
             "generate; spec = load_plugins().registry.model('mlp_gan'); "
             "model = spec.build(spec.defaults(), (1, 28, 28)); images = generate(model, torch.randn(300, 100)); "
             "print(tuple(images.shape), 'torch._dynamo' in sys.modules)")

@@ -17,11 +17,11 @@ import torch
 from plugins.losses import RpGANLoss
 from plugins.r3gan import SPEC, build, cosine_schedule
 from plugins.r3gan_networks import ResidualBlock
+from workbench.base.errors import ConfigError
 from workbench.engine.checkpoint import load_checkpoint
-from workbench.engine.events import read_events
-from workbench.errors import ConfigError
-from workbench.regularization import Penalties
-from workbench.registry import DataInfo
+from workbench.host.registry import DataInfo
+from workbench.modeling.regularization import Penalties
+from workbench.rundir.events import read_events
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
@@ -113,7 +113,7 @@ def write_pngs(root: Path, size: int = 72, per_class: int = 8) -> Path:
 
 def test_folder_xflip_adds_a_mirrored_copy_of_every_image_with_its_label_at_256px(tmp_path):
     from plugins.celeba import load_mirrored_folder
-    from workbench.registry import DataRequest
+    from workbench.host.registry import DataRequest
 
     folder = write_pngs(tmp_path / "images", size=256, per_class=2)
     data = load_mirrored_folder(DataRequest(root=folder, download=False, image_size=256, cache_dir=tmp_path / "c"))

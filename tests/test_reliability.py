@@ -18,20 +18,20 @@ import pytest
 import torch
 
 from helpers import install_plugin
-from workbench.atomic import atomic_write
-from workbench.config import build_config
+from workbench.base.atomic import atomic_write
+from workbench.base.errors import GanbenchError
 from workbench.engine.checkpoint import load_checkpoint
 from workbench.engine.divergence import FailureWatch, LossWindow, StepGuard
-from workbench.engine.events import EventLog, read_events
 from workbench.engine.run import prepare_run
-from workbench.errors import GanbenchError
-from workbench.plugins import load_plugins
+from workbench.host.configure import build_config
+from workbench.host.manager import load_plugins
+from workbench.rundir.events import EventLog, read_events
 
 BAD_LOSSES = '''
 """Losses that go wrong on purpose, to test what the engine does about it."""
-from plugins.losses import BCELoss
 from workbench import hookimpl
-from workbench.registry import LossSpec
+from plugins.losses import BCELoss
+from workbench.host.registry import LossSpec
 
 
 class NanAfter(BCELoss):

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from helpers import fill_up, small_tmpfs
-from workbench.engine.events import read_events
+from workbench.base.errors import GanbenchError
+from workbench.engine.run import prepare_run
+from workbench.host.configure import build_config
+from workbench.rundir.events import read_events
 
 FAST = ["--set", "image_size=8", "--set", "batch_size=8", "--set", "log_every=5"]
 ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
@@ -39,6 +42,33 @@ def test_a_full_disk_at_start_names_the_file_and_leaves_no_folder(tmp_path, tiny
             assert len(lines) == 1 and lines[0].startswith("ganbench: error: Cannot create the run folder "), lines
             assert "No space left on device" in lines[0] and "config.json" in lines[0], lines[0]
             assert list((disk / "runs").iterdir()) == [], "a run that could not start leaves nothing behind"
+
+
+def test_a_disk_with_room_for_the_config_but_not_the_events_leaves_nothing_half_made(plugins, tmp_path, tiny_mnist):
+    """Room for config.json and state.json but not the event log (on a 1 MiB tmpfs this left config, state and
+    an empty events.jsonl behind): for every few pages of free space, a run that cannot start leaves no folder."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    stages = set()
+    with small_tmpfs(tmp_path / "disk", 1024 * 1024) as disk:
+        runs = disk / "runs"
+        runs.mkdir()
+        fill_up(disk)
+        filler = disk / "filler"
+        full = filler.stat().st_size
+        for free_pages in range(0, 9):
+            os.truncate(filler, full - free_pages * page)
+            config = build_config(plugins.registry, "mlp_gan", dataset="mnist", data_root=str(tiny_mnist),
+                                  sets=["image_size=8", "batch_size=8", "sample_every=0", "checkpoint_every=100"],
+                                  runs_dir=str(runs), device="cpu", steps=2, name=f"nf{free_pages}")
+            try:
+                run = prepare_run(config, plugins)
+                run.train()
+            except GanbenchError as exc:
+                stages.add(str(exc).split(" ")[1])  # "create" (the folder) or "write" (its state, its events)
+                assert list(runs.iterdir()) == [], f"{free_pages} pages free: {sorted(runs.rglob('*'))} left"
+            else:
+                break  # the run started and ended: enough room from here on
+    assert stages == {"create", "write"}, "the sweep must reach both the folder and the event log failing"
 
 
 def events_of(run_dir: Path) -> list[dict]:

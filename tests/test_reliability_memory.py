@@ -20,12 +20,12 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from workbench.config import build_config
 from workbench.engine import memory
 from workbench.engine.checkpoint import FORMAT
 from workbench.engine.inference import sample_images
 from workbench.engine.run import prepare_run
 from workbench.engine.samples import save_grid
+from workbench.host.configure import build_config
 
 ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
 HEADROOM = 1536 * 2**20  # address space beyond what the imports map: room for a small run, not a large one
@@ -34,7 +34,7 @@ HEADROOM = 1536 * 2**20  # address space beyond what the imports map: room for a
 @pytest.fixture(scope="module")
 def mapped_after_imports() -> int:
     """The address space a ganbench process maps once torch and the plugins are imported."""
-    probe = ("import workbench.engine.run, workbench.commands.sample\nfrom workbench.plugins import load_plugins\n"
+    probe = ("import workbench.engine.run, workbench.cli.commands.sample\nfrom workbench.host.manager import load_plugins\n"
              "load_plugins()\nprint(open('/proc/self/status').read().split('VmSize:')[1].split()[0])")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={**os.environ, **ENV})
     return int(done.stdout.strip()) * 1024
@@ -117,7 +117,7 @@ def test_a_forged_checkpoint_is_refused_before_anything_is_built(tmp_path, mappe
 
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory, plugins, fashion_images) -> Path:
-    from workbench.idx import write_idx
+    from workbench.data.idx import write_idx
 
     root = tmp_path_factory.mktemp("memory")
     (root / "mnist").mkdir()
@@ -143,7 +143,7 @@ def test_sample_n_has_a_bound_and_a_large_grid_is_drawn_in_chunks(tmp_path, smal
 
 
 def test_the_chunked_grid_is_the_grid_torchvision_makes(tmp_path, plugins, small_checkpoint):
-    from workbench.cli import main as ganbench_main
+    from workbench.cli.main import main as ganbench_main
 
     assert ganbench_main(["sample", str(small_checkpoint), "-n", "30", "-o", str(tmp_path / "chunked.png"),
                           "--seed", "3", "--device", "cpu"]) == 0

@@ -19,7 +19,7 @@ import pytest
 
 from helpers import install_plugin
 from workbench.engine.checkpoint import load_checkpoint
-from workbench.engine.events import read_events
+from workbench.rundir.events import read_events
 
 FAST = ["--set", "image_size=8", "--set", "batch_size=8", "--set", "log_every=5", "--set", "sample_every=0",
         "--set", "checkpoint_every=5"]
@@ -94,7 +94,7 @@ def test_a_new_run_interrupted_while_starting_leaves_no_folder(tmp_path, tiny_mn
 def test_the_guard_defers_a_signal_until_the_import_has_returned(tmp_path):
     (tmp_path / "half.py").write_text("import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\n"
                                       "time.sleep(0.2)\nLAST = True\n")
-    script = ("import sys\nfrom workbench.interrupts import Interrupted, startup_interrupts\n"
+    script = ("import sys\nfrom workbench.cli.interrupts import Interrupted, startup_interrupts\n"
               "with startup_interrupts():\n"
               "    try:\n        import half\n        import time; time.sleep(5)\n"
               "    except Interrupted as exc:\n"

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from workbench.engine.events import read_events
 from workbench.engine.run import prepare_run
 from workbench.engine.training import Run
+from workbench.rundir.events import read_events
 from test_core_engine import config_for
 
 

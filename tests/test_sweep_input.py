@@ -7,8 +7,8 @@ import os
 import pytest
 
 from conftest import run_cli
-from workbench.errors import ConfigError
-from workbench.params import HyperParam
+from workbench.base.errors import ConfigError
+from workbench.base.params import HyperParam
 from workbench.sweep.space import Axis, grid_points, parse_sets, trial_name
 
 PARAMS = {"lr": HyperParam("lr", "float", 2e-4, min=1e-8, max=1.0),

@@ -20,8 +20,8 @@ from test_faults import ENV, events_of, metrics_since_last_start, start, wait_fo
 from workbench.engine.augment import AdaptiveAugment, build_augmenter
 from workbench.engine.checkpoint import load_checkpoint
 from workbench.engine.services import GeneratorEMA
-from workbench.model import GanModel, TwoNetworkGAN
-from workbench.regularization import Penalties, gradient_penalty
+from workbench.modeling.model import GanModel, TwoNetworkGAN
+from workbench.modeling.regularization import Penalties, gradient_penalty
 
 # mlp_gan at 8x8 with every service on, p and the EMA moving fast enough to matter within a few dozen steps
 SERVICES = ["--set", "augment=ada", "--set", "ada_interval=2", "--set", "ada_kimg=2", "--set", "ada_target=0.1",

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from workbench.config import RunConfig
-from workbench.engine.events import EventLog, make_event
-from workbench.engine.rundir import RunDir, create_run_dir
 from workbench.engine.samples import save_grid
+from workbench.rundir.config import RunConfig
+from workbench.rundir.directory import RunDir, create_run_dir
+from workbench.rundir.events import EventLog, make_event
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
@@ -59,7 +59,7 @@ def stop_leftovers(runs: Path) -> None:
     """SIGTERM every training process still working in ``runs`` (a test that failed half-way leaves them)."""
     import signal
 
-    from workbench.engine.rundir import list_runs, pid_alive
+    from workbench.rundir.directory import list_runs, pid_alive
 
     for run in list_runs(runs):
         pid = run.read_state().get("pid")

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from test_tui_helpers import quiet_env, start_headless, status_of, stop_leftovers, wait_for, wait_until
-from workbench.engine.control import send_request
-from workbench.engine.rundir import RunDir, pid_alive
+from workbench.rundir.control import send_request
+from workbench.rundir.directory import RunDir, pid_alive
 from workbench.tui.app import make_app
 from workbench.tui.screens.new_run import NewRunScreen
 from workbench.tui.screens.quit import QuitScreen

@@ -9,9 +9,10 @@ from PIL import Image
 from rich.console import Console
 
 from test_tui_helpers import T0, event_at, grid_png, quiet_env, write_recorded_run
-from workbench.engine.events import iter_events
-from workbench.config import RunConfig, build_config
-from workbench.engine.launch import active_runs, launch_run
+from workbench.host.configure import build_config
+from workbench.rundir.config import RunConfig
+from workbench.rundir.events import iter_events
+from workbench.rundir.launch import active_runs, launch_run
 from workbench.tui.run_state import RunState, format_duration
 from workbench.tui.screens.compare import scale
 from workbench.tui.widgets.curve import fill_gaps, resample
@@ -175,8 +176,8 @@ def test_active_runs_are_those_with_a_live_process(tmp_path, fashion_images):
 def test_the_engine_and_the_cli_do_not_import_textual():
     import subprocess
 
-    code = ("import sys, workbench.cli, workbench.engine.launch, workbench.engine.run\n"
-            "from workbench.commands import plugins, run, runs, sample\n"
+    code = ("import sys, workbench.cli.main, workbench.rundir.launch, workbench.engine.run\n"
+            "from workbench.cli.commands import plugins, run, runs, sample\n"
             "print('textual' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr

@@ -19,8 +19,8 @@ from textual.widgets import DataTable
 
 from conftest import run_cli
 from test_tui_helpers import T0, event_at, grid_png, wait_for, write_recorded_run
-from workbench.engine.events import EventLog
-from workbench.errors import ConfigError
+from workbench.base.errors import ConfigError
+from workbench.rundir.events import EventLog
 from workbench.tui.app import make_app
 from workbench.tui.screens.run import RunScreen
 from workbench.tui.widgets.pixels import PixelCanvas, image_mode, palette_first

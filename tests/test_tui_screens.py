@@ -11,8 +11,8 @@ from textual.widgets import DataTable, Sparkline
 from conftest import run_cli
 from test_tui_helpers import T0, event_at, wait_for, write_recorded_run
 from workbench import hookimpl
-from workbench.engine.events import EventLog
-from workbench.plugins import load_plugins
+from workbench.host.manager import load_plugins
+from workbench.rundir.events import EventLog
 from workbench.tui.app import make_app
 from workbench.tui.screens.compare import CompareScreen
 from workbench.tui.screens.confirm import ConfirmScreen

@@ -159,7 +159,7 @@ async def test_the_new_run_form_starts_a_sweep_from_a_list(tmp_path, plugins):
 
 
 async def test_the_workbench_reattaches_to_a_sweep_that_is_training(recorded_sweep, plugins):
-    from workbench.engine.lock import acquire_run_lock
+    from workbench.rundir.lock import acquire_run_lock
 
     folder = recorded_sweep / "lr-sweep"
     manifest = json.loads((folder / "sweep.json").read_text())
@@ -180,8 +180,8 @@ async def test_the_workbench_reattaches_to_a_sweep_that_is_training(recorded_swe
 def test_a_trial_that_is_training_shows_the_step_it_reached_not_its_last_checkpoint(tmp_path, fashion_images):
     """The engine writes state.json at the start and at checkpoints; between them the newest metrics event says
     how far a run is. Both the sweep screen and the runs list (``ganbench runs``, the runs browser) show that."""
-    from workbench.engine.lock import acquire_run_lock
-    from workbench.engine.rundir import summarize
+    from workbench.rundir.directory import summarize
+    from workbench.rundir.lock import acquire_run_lock
 
     folder = write_recorded_sweep(tmp_path / "runs", fashion_images)
     trial = write_recorded_run(folder, "t004-lr0.05-seed0", fashion_images, steps=300, status="running")

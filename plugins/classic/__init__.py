@@ -15,7 +15,7 @@ The module imports nothing heavy; the workloads load only when the benchmark ask
 
 from __future__ import annotations
 
-from workbench import hookimpl
+from workbench.api import hookimpl
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.idx import write_idx
+from workbench.api import write_idx
 
 FACE_WIDTH, FACE_HEIGHT = 178, 218  # img_align_celeba
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.bench.workloads import ClassicScript
+from workbench.api import ClassicScript
 
 HERE = Path(__file__).resolve().parent
 

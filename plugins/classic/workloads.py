@@ -8,8 +8,7 @@ from typing import Callable, Iterable
 from plugins.classic.data import imagefolder_dataloader, mnist_dataloader, write_face_folder, write_mnist_root
 from plugins.classic.loops import ClassicAae, ClassicDcgan, ClassicGan
 from plugins.classic.scripts import AAE_SCRIPT, GAN_SCRIPT
-from workbench.bench.workloads import ClassicData, Workload
-from workbench.errors import ConfigError
+from workbench.api import ClassicData, ConfigError, Workload
 
 
 def _mnist_files(data: ClassicData) -> Path:

@@ -7,5 +7,5 @@ pipeline (the core plugin ``classic`` registers the classic scripts this way).
 ``runner`` times both paths in one process (the engine through ``prepare_run``
 and ``Run.train``); ``whole_process`` times the reference scripts and
 ``ganbench run`` as processes; ``report`` prints and writes the results.
-``ganbench bench`` (``workbench.commands.bench``) is the front end.
+``ganbench bench`` (``workbench.cli.commands.bench``) is the front end.
 """

@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.bench.workloads import ClassicData, Workload
-from workbench.config import RunConfig, build_config
+from workbench.base.errors import ConfigError, GanbenchError
+from workbench.data.loading import load_images
 from workbench.engine.devices import pick_device
-from workbench.engine.loading import load_images
 from workbench.engine.run import prepare_run
-from workbench.engine.training import Run
 from workbench.engine.samples import generate
-from workbench.errors import ConfigError, GanbenchError
+from workbench.engine.training import Run
+from workbench.host.configure import build_config
+from workbench.host.workloads import ClassicData, Workload
+from workbench.rundir.config import RunConfig
 
 
 @dataclass

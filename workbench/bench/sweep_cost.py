@@ -22,14 +22,14 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.base.errors import GanbenchError
 from workbench.engine.devices import usable_cpus
-from workbench.engine.events import iter_events
-from workbench.errors import GanbenchError
+from workbench.rundir.events import iter_events
+from workbench.rundir.process import start_ganbench
 
 SIDES = ("alone", "parallel-1", "parallel-2", "by-hand")
 LABELS = {
@@ -80,9 +80,7 @@ class SweepCostBench:
     def _start(self, command: list[str], log: Path, threads: int | None = None) -> subprocess.Popen:
         env = self.env if threads is None else {**self.env, "OMP_NUM_THREADS": str(threads),
                                                 "MKL_NUM_THREADS": str(threads)}
-        with open(log, "w") as out:
-            return subprocess.Popen([sys.executable, "-m", "workbench", *command], cwd=self.workdir, stdout=out,
-                                    stderr=subprocess.STDOUT, env=env)
+        return start_ganbench(command, log, env=env, cwd=self.workdir, append=False)
 
     def _wait(self, processes: list[subprocess.Popen], logs: list[Path]) -> None:
         for process, log in zip(processes, logs):

@@ -21,9 +21,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.bench.workloads import Workload
-from workbench.engine.events import iter_events
-from workbench.errors import ConfigError, GanbenchError
+from workbench.base.errors import ConfigError, GanbenchError
+from workbench.host.workloads import Workload
+from workbench.rundir.events import iter_events
+from workbench.rundir.process import ganbench_command
 
 
 @dataclass
@@ -139,10 +140,10 @@ class WholeProcessBench:
     def run_ganbench(self, steps: int, tag: str) -> ProcessTiming:
         name = f"ganbench-{tag}"
         sets = [f"{k}={v}" for k, v in self.workload.hyperparams.items()] + self.sets
-        command = [sys.executable, "-m", "workbench", "run", "--plugin", self.workload.model, "--dataset",
-                   self.dataset, "--steps", str(steps), "--device", self.device, "--seed", str(self.seed),
-                   "--runs-dir", str(self.workdir / "runs"), "--name", name,
-                   *(item for s in sets for item in ("--set", s))]
+        command = ganbench_command("run", "--plugin", self.workload.model, "--dataset", self.dataset,
+                                   "--steps", str(steps), "--device", self.device, "--seed", str(self.seed),
+                                   "--runs-dir", str(self.workdir / "runs"), "--name", name,
+                                   *(item for s in sets for item in ("--set", s)))
         launched, seconds = self._launch(command, self.workdir, self.workdir / f"{name}.log")
         start = next(e for e in iter_events(self.workdir / "runs" / name / "events.jsonl")
                      if e["type"] == "run_start")

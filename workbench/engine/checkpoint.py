@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from workbench import __version__
-from workbench.atomic import atomic_write
+from workbench.base.atomic import atomic_write
+from workbench.base.errors import CheckpointError, ConfigError
 from workbench.engine.state import tensor_state
-from workbench.errors import CheckpointError, ConfigError
 
 FORMAT = "ganbench-checkpoint/1"
 MAX_HEADER_BYTES = 64 * 1024 * 1024

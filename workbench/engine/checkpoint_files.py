@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from workbench.atomic import atomic_write
+from workbench.base.atomic import atomic_write
 from workbench.engine import checkpoint as ckpt
-from workbench.engine.rundir import RunDir
+from workbench.rundir.directory import RunDir
 
 
 def write_step_checkpoint(run_dir: RunDir, step: int, model, meta: dict[str, Any],

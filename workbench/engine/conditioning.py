@@ -7,11 +7,11 @@ import math
 
 import torch
 
-from workbench.engine.data import DeviceImages
+from workbench.base.errors import ConfigError, DataError
+from workbench.data.device import DeviceImages
 from workbench.engine.samples import generate
-from workbench.errors import ConfigError, DataError
-from workbench.model import needs_labels
-from workbench.registry import DataInfo, ImageData
+from workbench.host.registry import DataInfo, ImageData
+from workbench.modeling.model import needs_labels
 
 MAX_GRID_ROWS = 20  # more rows than this make a grid nobody can read: the first 20 classes are shown
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.errors import ConfigError
+from workbench.base.errors import ConfigError
 
 
 def pick_device(requested: str = "auto") -> torch.device:

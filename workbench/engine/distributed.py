@@ -26,9 +26,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from workbench.base.errors import ConfigError, GanbenchError
 from workbench.engine.checkpoint import match_layouts
 from workbench.engine.state import broadcast_tensors, load_object_states, object_states
-from workbench.errors import ConfigError, GanbenchError
 
 # A rank that dies is noticed at once by gloo (its sockets close) and by torchrun's agent, which ends the
 # other ranks; this bounds the wait where neither happens (a rank hung, a node gone without closing).

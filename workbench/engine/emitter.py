@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable
 
-from workbench.engine.events import Event, EventLog, make_event
+from workbench.rundir.events import Event, EventLog, make_event
 
 Listener = Callable[[Event], None]
 

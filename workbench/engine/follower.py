@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.engine.rundir import RunDir
 from workbench.engine.training import Run
+from workbench.rundir.directory import RunDir
 
 
 class FollowerRunDir(RunDir):

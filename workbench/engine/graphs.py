@@ -33,7 +33,7 @@ from typing import Callable
 
 import torch
 
-from workbench.errors import ConfigError
+from workbench.base.errors import ConfigError
 
 WARMUP_STEPS = 3  # eager steps before the capture, as PyTorch's whole-network capture example does
 

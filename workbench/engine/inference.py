@@ -10,16 +10,16 @@ from pathlib import Path
 
 import torch
 
+from workbench.base.errors import CheckpointError, ConfigError
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.conditioning import balanced_labels, class_grid, resolve_class
 from workbench.engine.devices import pick_device
 from workbench.engine.memory import check_fits
-from workbench.engine.rundir import resolve_checkpoint
 from workbench.engine.samples import generate
-from workbench.errors import CheckpointError, ConfigError
-from workbench.model import needs_labels
-from workbench.plugins import PluginSet
-from workbench.registry import DataInfo
+from workbench.host.manager import PluginSet
+from workbench.host.registry import DataInfo
+from workbench.modeling.model import needs_labels
+from workbench.rundir.directory import resolve_checkpoint
 
 
 def load_model(path: Path, plugins: PluginSet, device: str = "auto", raw: bool = False):

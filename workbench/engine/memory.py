@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.errors import ConfigError
+from workbench.base.errors import ConfigError
 
 _TRIAL_SIZES = (2, 4)
 

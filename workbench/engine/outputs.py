@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
+from workbench.base.errors import DiskError
 from workbench.engine.checkpoint_files import write_step_checkpoint
 from workbench.engine.conditioning import draw_grid
 from workbench.engine.distributed import batch_norm_on_this_rank
 from workbench.engine.state import averaged_weights
-from workbench.errors import DiskError
 
 
 class RunOutputs:

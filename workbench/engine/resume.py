@@ -10,12 +10,12 @@ from pathlib import Path
 
 import torch
 
-from workbench.config import RunConfig, check_run_name
+from workbench.base.errors import CheckpointError, ConfigError
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.checkpoint_files import prune_step_checkpoints, replace_with_link
-from workbench.engine.events import EventLog
-from workbench.engine.rundir import RunDir, last_event
-from workbench.errors import CheckpointError, ConfigError
+from workbench.rundir.config import RunConfig, check_run_name
+from workbench.rundir.directory import RunDir, last_event
+from workbench.rundir.events import EventLog
 
 
 @dataclass

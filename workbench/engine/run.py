@@ -13,36 +13,36 @@ from typing import Any
 
 import torch
 
-from workbench.atomic import remove_temporaries, write_text_atomic
-from workbench.config import RunConfig, validate
+from workbench.base.atomic import remove_temporaries, write_text_atomic
+from workbench.base.errors import ConfigError, GanbenchError, PluginError
+from workbench.data.device import DeviceImages, resize_uint8
+from workbench.data.loading import load_images, training_subset
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.conditioning import check_labels_fit, data_info
-from workbench.engine.control import RunControl
-from workbench.engine.data import DeviceImages, resize_uint8
 from workbench.engine.devices import compile_networks, pick_device, tune_backends
 from workbench.engine.distributed import (SINGLE, Ranks, all_reduce_sum, average_gradients, broadcast_object,
                                           convert_sync_batch_norm, job_device, rank_seed, share_start_state)
-from workbench.engine.follower import FollowerRun, FollowerRunDir
 from workbench.engine.emitter import Listener
-from workbench.engine.loading import load_images, training_subset
-from workbench.engine.lock import acquire_run_lock
+from workbench.engine.follower import FollowerRun, FollowerRunDir
 from workbench.engine.memory import check_data_fits, check_step_fits, memory_summary
 from workbench.engine.resume import (ResumePoint, check_image_shape, check_steps_left, open_resume, reconcile,
                                      restore_position)
-from workbench.engine.rundir import RunDir, create_run_dir, discard_unstarted
 from workbench.engine.services import attach_services
 from workbench.engine.state import restore_tensor_state, state_bytes, weight_bytes
-from workbench.engine.training import Run
-from workbench.errors import ConfigError, GanbenchError, PluginError
-from workbench.plugins import PluginSet
-from workbench.quality.periodic import evaluate_during_training
-from workbench.validation import check_before_training
+from workbench.engine.training import Evaluator, Run
+from workbench.host.configure import validate
+from workbench.host.manager import PluginSet
+from workbench.host.validation import check_before_training
+from workbench.rundir.config import RunConfig
+from workbench.rundir.control import RunControl
+from workbench.rundir.directory import RunDir, create_run_dir, discard_unstarted
+from workbench.rundir.lock import acquire_run_lock
 
 
 def prepare_run(config: RunConfig | None, plugins: PluginSet, *, resume: Path | None = None,
                 control: RunControl | None = None, listeners: list[Listener] = (),
                 overrides: dict[str, Any] | None = None, in_folder: Path | None = None,
-                ranks: Ranks = SINGLE) -> Run:
+                ranks: Ranks = SINGLE, evaluate: Evaluator | None = None) -> Run:
     """Build a ready-to-train ``Run`` for a new configuration, or from a run directory or checkpoint to resume.
 
     Resuming a run directory continues in it from its newest readable checkpoint (or from step 0 if it
@@ -53,6 +53,8 @@ def prepare_run(config: RunConfig | None, plugins: PluginSet, *, resume: Path | 
     :param in_folder: a run folder a launcher (the workbench, a sweep) made with ``create_run_dir`` and has
         not started yet: the new run trains in it rather than in a folder of its own.
     :param ranks: under torchrun, rank 0's place in the job: ``lead_job`` then gives the run to the others.
+    :param evaluate: what computes the quality metrics every ``eval_every`` steps (the CLI hands in
+        ``workbench.quality.periodic.PeriodicEvaluation()``); without it the run trains with no evaluation.
     """
     point = ResumePoint(None, None, config)
     lock = None
@@ -71,7 +73,8 @@ def prepare_run(config: RunConfig | None, plugins: PluginSet, *, resume: Path | 
     if point.run_dir is not None:  # before the slow part: refuse at once if another process trains it
         lock = acquire_run_lock(point.run_dir.path)
     try:
-        run = _build_run(config, plugins, point, control, listeners, continuing=resume is not None, ranks=ranks)
+        run = _build_run(config, plugins, point, control, listeners, continuing=resume is not None, ranks=ranks,
+                         evaluate=evaluate)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -108,14 +111,16 @@ def refuse_job(ranks: Ranks) -> None:
         broadcast_object(None, ranks)
 
 
-def follow_job(plugins: PluginSet, control: RunControl, ranks: Ranks) -> Run | None:
-    """A rank other than 0: build the run rank 0 announces and start from its state; None if rank 0 gave up."""
+def follow_job(plugins: PluginSet, control: RunControl, ranks: Ranks,
+               evaluate: Evaluator | None = None) -> Run | None:
+    """A rank other than 0: build the run rank 0 announces and start from its state; None if rank 0 gave up.
+    ``evaluate`` is the follower's share of the periodic evaluation (as ``prepare_run``'s)."""
     offer = broadcast_object(None, ranks)
     if offer is None:
         return None
     config = RunConfig.from_dict(offer["config"])
     run = _build_run(config, plugins, ResumePoint(None, None, config), control, [], continuing=False, ranks=ranks,
-                     follower_dir=Path(offer["dir"]))
+                     follower_dir=Path(offer["dir"]), evaluate=evaluate)
     _share_start(run)
     return run
 
@@ -134,7 +139,8 @@ def _share_start(run: Run) -> None:
 
 
 def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, control: RunControl | None,
-               listeners, continuing: bool, ranks: Ranks = SINGLE, follower_dir: Path | None = None) -> Run:
+               listeners, continuing: bool, ranks: Ranks = SINGLE, follower_dir: Path | None = None,
+               evaluate: Evaluator | None = None) -> Run:
     checkpoint, run_dir = point.checkpoint, point.run_dir
     validate(config, plugins.registry)
     spec = plugins.registry.model(config.model)
@@ -180,7 +186,7 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     average_gradients(model, ranks)
     if follower_dir is not None:
         return FollowerRun(config, plugins, FollowerRunDir(follower_dir), device, model, loss, batches, info,
-                           control or RunControl(), [], data.source, evaluate_during_training, ranks, services)
+                           control or RunControl(), [], data.source, evaluate, ranks, services)
     if checkpoint is not None:  # a checkpoint that does not fit is refused before any folder is created
         check_image_shape(checkpoint, image_shape)
         ckpt.restore_networks(checkpoint, model)
@@ -195,9 +201,10 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         lock = acquire_run_lock(run_dir.path)
     try:
         run = Run(config, plugins, run_dir, device, model, loss, batches, info,
-                  control or RunControl(run_dir.requests), list(listeners), data.source, evaluate_during_training,
+                  control or RunControl(run_dir.requests), list(listeners), data.source, evaluate,
                   ranks, services)
         run.lock = lock
+        run.made_folder = lock is not None  # this process created the folder: a failed start removes it
         run.memory_note = memory_note
         if checkpoint is not None:
             restore_position(run, checkpoint)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from workbench.atomic import atomic_write
+from workbench.base.atomic import atomic_write
 
 
 def _eager_code():

@@ -12,10 +12,10 @@ import copy
 
 import torch
 
+from workbench.base.errors import ConfigError
 from workbench.engine.precision import Scalers
-from workbench.errors import ConfigError
-from workbench.model import NoAugment
-from workbench.regularization import Penalties, rescale_for_lazy
+from workbench.modeling.model import NoAugment
+from workbench.modeling.regularization import Penalties, rescale_for_lazy
 
 
 class GeneratorEMA:

@@ -13,8 +13,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from workbench.errors import CheckpointError
-from workbench.model import StatePart
+from workbench.base.errors import CheckpointError
+from workbench.modeling.model import StatePart
 
 TENSOR_KINDS = ("network", "average", "buffers")  # parts whose state_dict() is tensors only
 

@@ -19,28 +19,28 @@ from typing import Any, Callable
 
 import torch
 
-from workbench.config import RunConfig
+from workbench.base.errors import DiskError, GanbenchError
+from workbench.data.device import DeviceImages
 from workbench.engine.conditioning import grid_rows, grid_rows_note
-from workbench.engine.control import RunControl
-from workbench.engine.data import DeviceImages
 from workbench.engine.devices import autocast_context, describe_device, memory_in_use
 from workbench.engine.distributed import (SINGLE, DistributedError, Lockstep, Ranks, all_agree, batch_norm_on_this_rank,
                                           graphs_in_job, rank_seed)
 from workbench.engine.divergence import MAX_SKIPS_IN_A_ROW, FailureWatch, LossWindow, StepGuard
 from workbench.engine.emitter import EventFanOut, Listener
-from workbench.engine.events import Event, EventLog
 from workbench.engine.graphs import GraphedStep, use_graphs
-from workbench.engine.lock import RunLock
-from workbench.engine.rundir import RunDir
-from workbench.engine.schedule import Due, LogClock
 from workbench.engine.outputs import RunOutputs
 from workbench.engine.samples import GridWriter
+from workbench.engine.schedule import Due, LogClock
 from workbench.engine.services import Services
 from workbench.engine.state import averaged_weights
-from workbench.errors import DiskError, GanbenchError
-from workbench.model import needs_labels
-from workbench.plugins import PluginSet
-from workbench.training_metrics import METRIC_KEYS
+from workbench.host.manager import PluginSet
+from workbench.modeling.metrics import METRIC_KEYS
+from workbench.modeling.model import needs_labels
+from workbench.rundir.config import RunConfig
+from workbench.rundir.control import RunControl
+from workbench.rundir.directory import RunDir, discard_unstarted
+from workbench.rundir.events import Event, EventLog
+from workbench.rundir.lock import RunLock
 
 Evaluator = Callable[["Run"], float]  # computes quality metrics now, emits an ``eval`` event, returns its seconds
 
@@ -93,6 +93,7 @@ class Run(RunOutputs):
         self.grids = GridWriter()  # sample grids are encoded and written while training goes on
         self.raw_grids: dict[int, Path] = {}  # the raw generator's grids written, until their EMA grid's event
         self.memory_note: str | None = None  # the build's memory estimate, for the out-of-memory sentence
+        self.made_folder = False  # prepare_run made the run folder for this run (not a resume, not a launcher's)
         # the step as one CUDA graph, unless a service changes what a step does from one step to the next
         self.graphed = use_graphs(config.engine["cuda_graphs"], device, model) and not self._services_vary()
         self.lockstep: Lockstep | None = None  # under torchrun: every rank's decisions taken together
@@ -155,7 +156,16 @@ class Run(RunOutputs):
                 self.emit("warning", message=warning)
         except OSError as exc:
             self._release()
+            if self.made_folder:  # a folder of our own that never trained: nothing half-made may stay behind
+                self._discard_unstarted()
             raise DiskError(f"Cannot write to the run directory {self.dir.path}: {exc.strerror or exc}.") from None
+
+    def _discard_unstarted(self) -> None:
+        """Remove what ``_start`` wrote (state, events, the end reserve) and then the folder it was made in."""
+        for path in (self.dir.events, self.dir.state, self.dir.path / ".end-reserve"):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        discard_unstarted(self.dir)
 
     def _job_fields(self) -> dict[str, int]:
         """``world_size`` and ``batch_per_rank`` of a torchrun job (``batch_size`` is the whole job's)."""

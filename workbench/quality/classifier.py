@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.atomic import atomic_write
+from workbench.base.atomic import atomic_write
 
 VERSION = 1  # bump when the architecture or the training recipe changes: old caches are then ignored
 FEATURE_DIM = 128

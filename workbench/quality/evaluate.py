@@ -8,12 +8,12 @@ from typing import Any, Sequence
 
 import torch
 
-from workbench.config import RunConfig
-from workbench.errors import GanbenchError, PluginError
-from workbench.plugins import PluginSet
+from workbench.base.errors import GanbenchError, PluginError
+from workbench.host.manager import PluginSet
+from workbench.host.registry import MetricSpec, Registry
 from workbench.quality.context import MetricContext
 from workbench.quality.reference import Reference, load_reference
-from workbench.registry import MetricSpec, Registry
+from workbench.rundir.config import RunConfig
 
 
 @dataclass

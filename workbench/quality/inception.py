@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from workbench.atomic import atomic_write
-from workbench.datapaths import cache_home
+from workbench.base.atomic import atomic_write
+from workbench.base.paths import cache_home
 from workbench.quality.detector import InceptionDetector
 from workbench.quality.frechet import frechet_distance
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from workbench.engine.data import resize_uint8
-from workbench.engine.loading import load_images
-from workbench.errors import DataError, GanbenchError
+from workbench.base.errors import DataError, GanbenchError
+from workbench.data.device import resize_uint8
+from workbench.data.loading import load_images
 from workbench.quality.context import MetricContext
 from workbench.quality.detector import InceptionDetector, find_detector, unavailable_reason
 from workbench.quality.inception import (

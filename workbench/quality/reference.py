@@ -17,12 +17,11 @@ from typing import NamedTuple
 
 import torch
 
-from workbench.config import RunConfig
-from workbench.datapaths import cache_home
-from workbench.engine.data import resize_uint8
-from workbench.engine.loading import load_images
-from workbench.errors import DataError
-from workbench.plugins import PluginSet
+from workbench.base.errors import DataError
+from workbench.base.paths import cache_home
+from workbench.data.device import resize_uint8
+from workbench.data.loading import load_images
+from workbench.host.manager import PluginSet
 from workbench.quality.classifier import (
     VERSION,
     TrainedClassifier,
@@ -32,6 +31,7 @@ from workbench.quality.classifier import (
     save_classifier,
     train_classifier,
 )
+from workbench.rundir.config import RunConfig
 
 MAX_SIDE = 64
 SPLIT_SEED = 1234

@@ -12,8 +12,8 @@ import json
 import statistics
 from typing import Any
 
-from workbench.engine.rundir import RunDir
 from workbench.quality.history import eval_events
+from workbench.rundir.directory import RunDir
 from workbench.sweep.manifest import Sweep
 from workbench.sweep.space import format_value
 

@@ -13,10 +13,10 @@ import signal
 import time
 from dataclasses import dataclass
 
-from workbench.engine.control import send_request
-from workbench.engine.lock import run_is_locked
-from workbench.engine.rundir import RunDir, create_run_dir
-from workbench.errors import ConfigError
+from workbench.base.errors import ConfigError
+from workbench.rundir.control import send_request
+from workbench.rundir.directory import RunDir, create_run_dir
+from workbench.rundir.lock import run_is_locked
 from workbench.sweep import study as studies
 from workbench.sweep.manifest import FINAL, UNFINISHED, Sweep, planned_trials
 from workbench.sweep.space import Axis, trial_name

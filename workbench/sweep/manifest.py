@@ -24,8 +24,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from workbench.atomic import write_text_atomic
-from workbench.errors import ConfigError
+from workbench.base.atomic import write_text_atomic
+from workbench.base.errors import ConfigError
 
 MANIFEST = "sweep.json"
 JOURNAL = "optuna-journal.log"
@@ -50,7 +50,7 @@ def list_sweeps(root: Path) -> list[Sweep]:
 
 def summarize_sweep(sweep: Sweep) -> dict:
     """A row for the runs browser: the sweep's name, whether a trial trains now, trials done of planned."""
-    from workbench.engine.rundir import RunDir  # the run directory's status reads its lock
+    from workbench.rundir.directory import RunDir  # the run directory's status reads its lock
 
     manifest = sweep.read()
     trials = manifest.get("trials") or {}
@@ -76,7 +76,7 @@ def planned_trials(manifest: dict) -> int:
 
 def drivers_here(manifest: dict) -> list[int]:
     """The process ids of the drivers working on this sweep from this machine, alive now."""
-    from workbench.engine.rundir import pid_alive
+    from workbench.rundir.directory import pid_alive
 
     host = os.uname().nodename
     drivers = [key.rpartition(":") for key in manifest.get("drivers") or {}]

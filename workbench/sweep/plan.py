@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ENGINE_PARAMS, build_config, check_run_name, eval_metric_names
-from workbench.errors import ConfigError, nearest
+from workbench.base.errors import ConfigError, nearest
+from workbench.host.configure import build_config
+from workbench.rundir.config import ENGINE_PARAMS, check_run_name, eval_metric_names
 from workbench.sweep import study as studies
 from workbench.sweep.manifest import FORMAT, Sweep
 from workbench.sweep.space import Axis, grid_points, parse_sets, trial_name

@@ -1,6 +1,6 @@
 """What a sweep varies: ``--set KEY=V1,V2,...`` (a list) and ``--set KEY=lo..hi[:log]`` (a range to search).
 
-Every value is checked against the setting's declaration (``workbench.params.HyperParam``)
+Every value is checked against the setting's declaration (``workbench.base.params.HyperParam``)
 before anything is created, so a typo costs one sentence, not a half-made sweep.
 """
 
@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from workbench.errors import ConfigError
-from workbench.params import HyperParam
+from workbench.base.errors import ConfigError
+from workbench.base.params import HyperParam
 
 Lookup = Callable[[str], HyperParam]
 

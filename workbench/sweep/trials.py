@@ -11,27 +11,20 @@ checkpoints and stops instead of training unattended.
 
 from __future__ import annotations
 
-import ctypes
-import os
-import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ENGINE_PARAMS, RunConfig, validate
-from workbench.engine.launch import last_error
-from workbench.engine.rundir import RunDir
+from workbench.host.configure import validate
+from workbench.host.registry import Registry
 from workbench.quality.history import eval_events
-from workbench.registry import Registry
+from workbench.rundir.config import ENGINE_PARAMS, RunConfig
+from workbench.rundir.directory import RunDir
+from workbench.rundir.launch import last_error
+from workbench.rundir.process import start_ganbench
 
 CONSOLE_LOG = "console.log"
-_PR_SET_PDEATHSIG = 1
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-except OSError:  # pragma: no cover - a Linux without a C library to load
-    _LIBC = None
 
 
 def trial_config(manifest: dict[str, Any], registry: Registry, name: str, point: dict[str, Any],
@@ -93,23 +86,9 @@ class TrialProcess:
         return events
 
 
-def _die_with_driver(driver_pid: int):
-    def prepare() -> None:
-        if _LIBC is not None:
-            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-            if os.getppid() != driver_pid:  # the driver died before prctl: do not train unattended
-                os._exit(1)
-    return prepare
-
-
 def start_trial(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     """Start ``python -m workbench run ARGS`` as a child that dies with this process; console into ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    with open(log, "ab") as output:
-        return subprocess.Popen([sys.executable, "-m", "workbench", "run", *args], stdin=subprocess.DEVNULL,
-                                stdout=output, stderr=subprocess.STDOUT, env=full_env,
-                                preexec_fn=_die_with_driver(os.getpid()))
+    return start_ganbench(["run", *args], log, env=env, tied=True)
 
 
 def objective_of(run: RunDir, metric: str) -> tuple[int, float] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.registry import DataRequest
+from workbench.host.registry import DataRequest
 from workbench.testkit.kit_plugin import KIT_BATCH, KIT_MODEL, KitPlugin
 from workbench.testkit.report import KitReport, PluginCheckError, blame
 from workbench.testkit.running import check_folder, kit_config, load_with_kit, report_of, train

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from workbench import hookimpl
-from workbench.model import TwoNetworkGAN
-from workbench.params import HyperParam, training_params
-from workbench.registry import DataRequest, DatasetSpec, ImageData, ModelSpec
+from workbench.base.params import HyperParam, training_params
+from workbench.host.registry import DataRequest, DatasetSpec, ImageData, ModelSpec
+from workbench.modeling.model import TwoNetworkGAN
 
 KIT_DATASET = "testkit-shapes"
 KIT_MODEL = "testkit-mlp"

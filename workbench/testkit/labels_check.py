@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.errors import GanbenchError
+from workbench.base.errors import GanbenchError
 from workbench.testkit.report import PluginCheckError
 
 

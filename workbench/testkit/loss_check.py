@@ -17,7 +17,7 @@ def check_loss_plugin(name: str, *, device: str = "cpu", workdir: Path | None = 
 
     :param modules: plugin modules to load besides the installed ones.
     """
-    from workbench.validation import check_loss_values
+    from workbench.host.validation import check_loss_values
 
     with check_folder(workdir) as root:
         kit = KitPlugin()

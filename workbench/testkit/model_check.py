@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from workbench.model import needs_labels
+from workbench.modeling.model import needs_labels
 from workbench.testkit.kit_plugin import KIT_CLASSES, KIT_DATASET, KitPlugin
 from workbench.testkit.labels_check import check_labels_path
 from workbench.testkit.report import KitReport, PluginCheckError, blame

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import GanbenchError
+from workbench.base.errors import GanbenchError
 
 
 class PluginCheckError(AssertionError):

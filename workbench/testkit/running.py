@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from workbench.modeling.metrics import METRIC_KEYS
 from workbench.testkit.kit_plugin import KIT_BATCH, KitPlugin
 from workbench.testkit.report import KitReport, PluginCheckError, blame
-from workbench.training_metrics import METRIC_KEYS
 
 KIT_ENGINE = ("log_every=1", "sample_every=0", "checkpoint_every=100000", "sample_count=4")
 KINDS = {"models": "model", "datasets": "dataset", "losses": "loss"}  # Registry table -> what it holds
@@ -33,7 +33,7 @@ def check_folder(workdir: Path | None) -> Iterator[Path]:
 
 def load_with_kit(kit: KitPlugin, kind: str, name: str, modules: list | None):
     """The installed plugins, ``modules`` and the kit's; refuse if ``name`` is not in table ``kind`` or its plugin broke."""
-    from workbench.plugins import load_plugins
+    from workbench.host.manager import load_plugins
 
     plugins = load_plugins([*(modules or []), kit])
     table = getattr(plugins.registry, kind)
@@ -53,7 +53,7 @@ def kit_config(plugins, kit: KitPlugin, model: str, dataset: str, loss: str | No
                hyperparams: dict[str, Any] | None, device: str, root: Path, name: str, steps: int = 2,
                data_root: str | None = None):
     """A validated configuration of a short run named ``name`` under ``root/runs``, in batches the model accepts."""
-    from workbench.config import build_config, validate
+    from workbench.host.configure import build_config, validate
 
     spec = plugins.registry.model(model)
     batch = spec.param("batch_size")
@@ -101,7 +101,7 @@ def resume(plugins, run_path: Path, steps: int):
 
 def events_of(path: Path, kind: str) -> list[dict[str, Any]]:
     """The events of type ``kind`` in the log at ``path``."""
-    from workbench.engine.events import iter_events
+    from workbench.rundir.events import iter_events
 
     return [e for e in iter_events(path) if e["type"] == kind]
 

@@ -13,11 +13,11 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker
 
-from workbench.engine.control import send_request
-from workbench.engine.launch import Launched, active_runs
+from workbench.rundir.control import send_request
+from workbench.rundir.directory import RunDir
+from workbench.rundir.launch import Launched, active_runs
 from workbench.sweep.launch import launch_sweep
 from workbench.sweep.manifest import Sweep, list_sweeps, summarize_sweep
-from workbench.engine.rundir import RunDir
 from workbench.tui.screens.new_run import NewRunScreen
 from workbench.tui.screens.plugins import PluginsScreen
 from workbench.tui.screens.quit import QuitScreen
@@ -27,11 +27,11 @@ from workbench.tui.screens.sweep import SweepScreen
 from workbench.tui.widgets.pixels import DEFAULT_CELL, cell_pixels, image_mode
 
 if TYPE_CHECKING:
-    from workbench.plugins import PluginSet
+    from workbench.host.manager import PluginSet
 
 
 def _load_plugins() -> PluginSet:
-    from workbench.plugins import load_plugins  # imports torch: seconds, so in a worker thread
+    from workbench.host.manager import load_plugins  # imports torch: seconds, so in a worker thread
 
     return load_plugins()
 
@@ -140,7 +140,7 @@ def make_app(runs_dir: Path | str = "runs", plugins: PluginSet | None = None, re
 
 def run_workbench(args) -> int:
     """Open the workbench on ``args.runs_dir`` (default ``$GANBENCH_RUNS_DIR``, else ``runs``)."""
-    from workbench.config import default_runs_dir
+    from workbench.rundir.config import default_runs_dir
 
     runs_dir = getattr(args, "runs_dir", None) or default_runs_dir()
     images = image_mode(detect=True)  # the terminal answers on stdin: asked before Textual starts reading it

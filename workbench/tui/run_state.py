@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from workbench.training_metrics import METRIC_KEYS, METRIC_LABELS
+from workbench.modeling.metrics import METRIC_KEYS, METRIC_LABELS
 
 TAIL = 2000  # points kept per series: more than any terminal is wide
 LOG_LINES = 500

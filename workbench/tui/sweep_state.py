@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from workbench.engine.events import iter_events
-from workbench.engine.rundir import RunDir, steps_done
+from workbench.rundir.directory import RunDir, steps_done
+from workbench.rundir.events import iter_events
 from workbench.sweep.compare import compare_runs, sweep_runs, sweep_statuses
 from workbench.sweep.figures import sheet_step
 from workbench.sweep.manifest import FINAL, Sweep, planned_trials

@@ -6,7 +6,7 @@ import pytest
 import torch
 from ganbench_example.cifar10 import SPLIT_FILES
 
-from workbench.testing import check_dataset_plugin, check_loss_plugin, check_model_plugin, shape_images
+from workbench.api import check_dataset_plugin, check_loss_plugin, check_model_plugin, shape_images
 
 
 def test_wgan():

@@ -11,9 +11,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
-from workbench.engine.events import iter_events
-from workbench.engine.rundir import RunDir
-from workbench.training_metrics import METRIC_KEYS, METRIC_LABELS
+from workbench.modeling.metrics import METRIC_KEYS, METRIC_LABELS
+from workbench.rundir.directory import RunDir
+from workbench.rundir.events import iter_events
 from workbench.tui.widgets.curve import Curve
 
 PALETTE = ("#4ea1ff", "#ff9f43", "#2ecc71", "#e056fd", "#f6e58d", "#ff6b6b")

@@ -19,15 +19,16 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from workbench.config import ENGINE_PARAMS, RunConfig, build_config, check_run_name, validate
-from workbench.engine.launch import launch_run
-from workbench.errors import ConfigError, GanbenchError
-from workbench.params import HyperParam
+from workbench.base.errors import ConfigError, GanbenchError
+from workbench.base.params import HyperParam
+from workbench.host.configure import build_config, validate
+from workbench.rundir.config import ENGINE_PARAMS, RunConfig, check_run_name
+from workbench.rundir.launch import launch_run
 from workbench.sweep.space import Axis, parse_sets
 from workbench.tui.widgets.param_form import FieldSpec, ParamForm
 
 if TYPE_CHECKING:
-    from workbench.plugins import PluginSet
+    from workbench.host.manager import PluginSet
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TABLES = {"model": "models", "dataset": "datasets", "loss": "losses"}  # picker -> Registry attribute

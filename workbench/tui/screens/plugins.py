@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 if TYPE_CHECKING:
-    from workbench.plugins import PluginSet
+    from workbench.host.manager import PluginSet
 
 
 class PluginsScreen(Screen):

@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, Static
 
-from workbench.engine.rundir import RunDir
+from workbench.rundir.directory import RunDir
 
 
 class QuitScreen(ModalScreen[str | None]):

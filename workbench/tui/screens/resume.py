@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, Static
 
-from workbench.errors import ConfigError
+from workbench.base.errors import ConfigError
 from workbench.tui.widgets.param_form import FieldSpec, ParamField
 
 

@@ -20,11 +20,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
 from textual.worker import get_current_worker
 
-from workbench.engine.control import send_request
-from workbench.engine.events import read_events
-from workbench.engine.launch import Launched, resume_run
-from workbench.engine.rundir import RunDir
-from workbench.training_metrics import METRIC_KEYS
+from workbench.modeling.metrics import METRIC_KEYS
+from workbench.rundir.control import send_request
+from workbench.rundir.directory import RunDir
+from workbench.rundir.events import read_events
+from workbench.rundir.launch import Launched, resume_run
 from workbench.tui.messages import RunUpdated
 from workbench.tui.run_state import RunSnapshot, RunState, clock, format_duration
 from workbench.tui.screens.confirm import ConfirmScreen

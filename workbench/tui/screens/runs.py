@@ -12,9 +12,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from workbench.engine.launch import ACTIVE, resume_run
-from workbench.engine.rundir import RunDir, list_runs, resolve_checkpoint, summarize
-from workbench.errors import CheckpointError
+from workbench.base.errors import CheckpointError
+from workbench.rundir.directory import RunDir, list_runs, resolve_checkpoint, summarize
+from workbench.rundir.launch import ACTIVE, resume_run
 from workbench.sweep.manifest import Sweep, list_sweeps, summarize_sweep
 from workbench.tui.messages import RunsScanned
 from workbench.tui.screens.compare import CompareScreen

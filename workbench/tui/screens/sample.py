@@ -12,9 +12,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, Static
 
-from workbench.engine.rundir import RunDir
-from workbench.errors import ConfigError, GanbenchError
-from workbench.params import HyperParam
+from workbench.base.errors import ConfigError, GanbenchError
+from workbench.base.params import HyperParam
+from workbench.rundir.directory import RunDir
 from workbench.tui.widgets.param_form import FieldSpec, ParamForm
 from workbench.tui.widgets.sample_image import SampleImage
 

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from workbench.engine.rundir import RunDir
+from workbench.rundir.directory import RunDir
 from workbench.sweep.manifest import Sweep, drivers_here
 from workbench.tui.sweep_state import SweepView, read_sweep
 from workbench.tui.widgets.sample_image import SampleImage

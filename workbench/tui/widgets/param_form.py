@@ -16,8 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
-from workbench.errors import GanbenchError
-from workbench.params import HyperParam
+from workbench.base.errors import GanbenchError
+from workbench.base.params import HyperParam
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
-from workbench.errors import ConfigError
+from workbench.base.errors import ConfigError
 
 MODES = ("kitty", "sixel", "halfblock")
 ENV_VAR = "GANBENCH_IMAGES"

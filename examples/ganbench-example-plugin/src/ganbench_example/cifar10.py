@@ -13,10 +13,7 @@ from pathlib import Path
 
 import torch
 
-from workbench import hookimpl
-from workbench.datapaths import data_home
-from workbench.errors import DataError
-from workbench.registry import DataRequest, DatasetSpec, ImageData
+from workbench.api import DataError, DataRequest, DatasetSpec, ImageData, data_home, hookimpl
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 RECORD_BYTES = 1 + 3 * 32 * 32

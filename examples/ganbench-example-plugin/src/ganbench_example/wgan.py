@@ -14,10 +14,7 @@ import math
 import torch
 from torch import nn
 
-from workbench import hookimpl
-from workbench.model import AdversarialLoss, GanModel, Metrics
-from workbench.params import HyperParam
-from workbench.registry import ModelSpec
+from workbench.api import AdversarialLoss, GanModel, HyperParam, Metrics, ModelSpec, hookimpl
 
 
 class Generator(nn.Module):

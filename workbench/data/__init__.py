@@ -1,0 +1,1 @@
+"""Reading images: IDX files, image folders, the dataset on the training device and its cache."""
