@@ -137,3 +137,11 @@ def test_a_cycle_added_to_the_graph_is_found():
     (group,) = import_cycles(graph)
     assert {"workbench.rundir.config", "workbench.base.errors"} <= set(group)
     assert _describe(graph, group).startswith("workbench.base.errors -> ")
+
+
+def test_one_way_to_start_a_ganbench_process():
+    """Runs the workbench launches, sweeps and their trials, the benchmark's timed runs: all through
+    ``workbench.rundir.process`` (the test kit's scratch environment runs its own interpreter, not this one)."""
+    starting = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "workbench").rglob("*.py")
+                      if '"-m", "workbench"' in path.read_text(encoding="utf-8"))
+    assert starting == ["workbench/rundir/process.py", "workbench/testkit/scratch.py"], starting

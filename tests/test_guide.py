@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy
 import pytest
 
+from workbench import testing
 from workbench.base.params import HyperParam
-from workbench.host import hookspecs, testing
+from workbench.host import hookspecs
 from workbench.host.registry import DataRequest, DatasetSpec, ImageData, LossSpec, ModelSpec
 from workbench.modeling.model import AdversarialLoss, GanModel
 from workbench.testing import scratch_env
@@ -67,7 +68,7 @@ def test_every_method_a_plugin_implements_or_calls_is_documented(cls):
 
 def test_the_test_kit_is_documented():
     for name in ("check_model_plugin", "check_loss_plugin", "check_dataset_plugin", "scratch_env"):
-        assert f"`{name}(" in GUIDE or f"`workbench.testing.{name}(" in GUIDE, name
+        assert f"`{name}(" in GUIDE or f"`workbench.api.{name}(" in GUIDE, name
         assert getattr(testing, name).__doc__
 
 
