@@ -1,7 +1,9 @@
-"""Shared fixtures: real plugins, real IDX files, the real CLI in a subprocess."""
+"""Shared fixtures: real plugins, real IDX files, the real CLI in a subprocess or in this process."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -64,6 +66,45 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **(env or {})}
     return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
+
+
+def run_cli_here(*args: str, cwd: Path, env: dict | None = None, timeout: float | None = None
+                 ) -> subprocess.CompletedProcess:
+    """Run ``ganbench ARGS`` in this process (``workbench.cli.main.main``): the same parser, commands and
+    one-sentence error reporting, without the seconds of a new interpreter importing torch. For what a
+    process is not the point of: refusals of bad input, read-only commands. ``timeout`` is ignored."""
+    from workbench.cli.main import main
+
+    full_env = {"COLUMNS": "120", **(env or {})}
+    saved = {key: os.environ.get(key) for key in full_env}
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    try:
+        os.environ.update(full_env)
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's own refusals
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(here)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess(["ganbench", *args], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli_here(tmp_path):
+    """``cli_here("runs", ...)`` runs ganbench in this process, in ``tmp_path`` (see ``run_cli_here``)."""
+
+    def call(*args: str, **kwargs) -> subprocess.CompletedProcess:
+        return run_cli_here(*args, cwd=kwargs.pop("cwd", tmp_path), **kwargs)
+
+    return call
 
 
 @pytest.fixture

@@ -147,6 +147,7 @@ def test_the_standalone_scripts_train_print_every_batch_and_save_grids_offline(n
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["0.png", "2.png", "4.png"]
 
 
+@pytest.mark.slow
 def test_whole_process_mode_runs_the_script_and_ganbench_run_as_processes(cli):
     result = cli("bench", "--whole-process", "-m", "mlp_gan", "--dataset", "fashion-mnist-test", "--steps", "2",
                  "--warmup", "1", "--process-steps", "12", "--json", env=ONE_THREAD, timeout=600)
@@ -178,6 +179,7 @@ def test_whole_process_mode_refuses_a_workload_without_a_script(cli):
         in result.stderr
 
 
+@pytest.mark.slow
 def test_a_repeat_whose_long_process_was_not_slower_measures_nothing():
     """Under a load that changes between processes the long run can finish first: that repeat is left out."""
     from workbench.bench.whole_process import ProcessTiming, WholeProcessResult, summary_line, to_dict
@@ -197,6 +199,7 @@ def test_a_repeat_whose_long_process_was_not_slower_measures_nothing():
         summary_line(result, 2.0, 5000.0)
 
 
+@pytest.mark.slow
 def test_sweep_mode_times_trials_under_the_driver_one_and_two_at_a_time_and_by_hand(cli):
     result = cli("bench", "--sweep", "--process-steps", "40", "--set", "log_every=10", "--json", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

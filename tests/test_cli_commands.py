@@ -79,12 +79,12 @@ def test_resume_continues_the_same_run(cli, tiny_mnist, tmp_path):
     (["run", "-p", "mlp_gan", "--set", "lr"], ["--set needs key=value"]),
     (["run", "-p", "mlp_gan", "--name", "../escape"], ["no path separators"]),
 ])
-def test_bad_input_is_one_sentence(cli, args, fragments):
-    assert_one_sentence_error(cli(*args), *fragments)
+def test_bad_input_is_one_sentence(cli_here, args, fragments):
+    assert_one_sentence_error(cli_here(*args), *fragments)
 
 
-def test_missing_data_is_one_sentence(cli, tmp_path):
-    result = cli("run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", str(tmp_path / "none"))
+def test_missing_data_is_one_sentence(cli_here, tmp_path):
+    result = cli_here("run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", str(tmp_path / "none"))
     assert_one_sentence_error(result, "MNIST was not found", "--download")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
@@ -115,8 +115,8 @@ def test_help_is_instant_and_headless_never_imports_textual():
     assert out.stdout.strip() == "False", "ganbench --help must not import torch"
 
 
-def test_plugins_lists_core_plugins_from_entry_points(cli):
-    result = cli("plugins", "--json")
+def test_plugins_lists_core_plugins_from_entry_points(cli_here):
+    result = cli_here("plugins", "--json")
     data = json.loads(result.stdout)
     assert {"mlp_gan", "dcgan", "aae"} <= set(data["models"])
     assert {"mnist", "fashion-mnist", "fashion-mnist-test", "celeba", "folder"} <= set(data["datasets"])

@@ -11,6 +11,8 @@ import pytest
 
 from workbench.testing import scratch_env
 
+pytestmark = pytest.mark.slow  # end-to-end processes: `pytest -m slow` (CI runs it)
+
 GUIDE = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
 COND_BLOCK = re.compile(r"<!-- conditional file: (?P<path>[^ ]+) -->\n```(?P<lang>\w+)\n(?P<body>.*?)^```",
                         re.DOTALL | re.MULTILINE)

@@ -24,6 +24,8 @@ from workbench.rundir.control import send_request
 from workbench.rundir.directory import RunDir
 from workbench.rundir.events import read_events
 
+pytestmark = pytest.mark.slow  # end-to-end processes: `pytest -m slow` (CI runs it)
+
 ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
 SMALL = ["--dataset", "mnist", "--device", "cpu", "--set", "sample_every=0", "--set", "log_every=5"]
 

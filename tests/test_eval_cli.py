@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, run_cli_here
 
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.inference import load_model
@@ -96,15 +96,15 @@ def test_a_collapsed_generator_is_flagged_by_coverage(runs):
 
 def test_runs_sort_by_a_metric_puts_the_best_first(runs):
     root, env = runs
-    by_fd = json.loads(run_cli("runs", "--sort", "fd", "--json", cwd=root, env=env).stdout)
+    by_fd = json.loads(run_cli_here("runs", "--sort", "fd", "--json", cwd=root, env=env).stdout)
     ranked = [row["name"] for row in by_fd if "fd" in row["quality"]]
     assert ranked[0] == "trained" and ranked[-1] in ("untrained", "collapsed")
-    by_coverage = json.loads(run_cli("runs", "--sort", "classes_covered", "--json", cwd=root, env=env).stdout)
+    by_coverage = json.loads(run_cli_here("runs", "--sort", "classes_covered", "--json", cwd=root, env=env).stdout)
     covered = [row["quality"]["classes_covered"]["value"] for row in by_coverage]
     assert by_coverage[0]["name"] == "trained" and covered == sorted(covered, reverse=True) and covered[-1] == 1
-    table = run_cli("runs", "--sort", "fd", cwd=root, env=env)
+    table = run_cli_here("runs", "--sort", "fd", cwd=root, env=env)
     assert table.returncode == 0 and " fd" in table.stdout.splitlines()[0]
-    unknown = run_cli("runs", "--sort", "lpips", cwd=root, env=env)
+    unknown = run_cli_here("runs", "--sort", "lpips", cwd=root, env=env)
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and 'Unknown metric "lpips"' in unknown.stderr
 
 
@@ -115,6 +115,6 @@ def test_runs_sort_by_a_metric_puts_the_best_first(runs):
 ])
 def test_eval_user_errors_are_one_sentence(runs, args, message):
     root, env = runs
-    done = run_cli("eval", *args, cwd=root, env=env)
+    done = run_cli_here("eval", *args, cwd=root, env=env)
     assert done.returncode == 2 and done.stderr.startswith(f"ganbench: error: {message}")
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1

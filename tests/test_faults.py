@@ -71,6 +71,7 @@ def metrics_since_last_start(run_dir: Path) -> list[dict]:
     return [e for e in events[last:] if e["type"] == "metrics"]
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_finishes_the_run(tmp_path, tiny_mnist):
     rng = random.Random(6)
     run_dir, total = tmp_path / "runs" / "killed", 240
@@ -125,6 +126,7 @@ def ignore_sighup():
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup does before it starts the command
 
 
+@pytest.mark.slow
 def test_signals_finish_the_step_checkpoint_and_stop(tmp_path, tiny_mnist):
     """SIGTERM (a scheduler; the run started under nohup), Ctrl-C, and SIGHUP with the terminal gone (SSH dropped)."""
     cases = {"term": signal.SIGTERM, "int": signal.SIGINT, "hup": signal.SIGHUP}
@@ -178,6 +180,7 @@ def ganbench_metrics(run, metrics):
 '''
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_quits_at_once_without_damage(tmp_path, tiny_mnist):
     site = install_plugin(tmp_path / "site", "slow_stop", SLOW_STOP_PLUGIN)
     run_dir = tmp_path / "runs" / "twice"
@@ -273,6 +276,7 @@ def test_a_folder_refusing_writes_mid_run_stops_the_run_cleanly(plugins, tmp_pat
     assert state_of(run.dir.path)["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_a_kill_between_a_checkpoint_and_its_record_is_reconciled_on_resume(tmp_path, tiny_mnist):
     """GANBENCH_FAULT (test-only) kills the process right after step 20's file is renamed into place,
     before ``latest`` moves and before state.json and events.jsonl hear of it."""

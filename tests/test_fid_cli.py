@@ -91,6 +91,7 @@ def test_runs_sort_and_compare_by_fid(fid_runs):
     assert json.loads(compared.stdout)["metric"] == "fid"
 
 
+@pytest.mark.slow
 def test_a_sweep_with_the_fid_objective_computes_it_during_training(fid_runs):
     root, env = fid_runs
     done = run_cli("sweep", "-p", "mlp_gan", "-d", "mnist", "--data-root", str(root / "mnist"), "--steps", "10",

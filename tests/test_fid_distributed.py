@@ -3,6 +3,8 @@ rank 0 writes, and the numbers are those one process gets from the same checkpoi
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -12,6 +14,8 @@ from conftest import run_cli
 from inception_standin import save_standin
 
 from workbench.quality.history import eval_events
+
+pytestmark = pytest.mark.slow  # end-to-end processes: `pytest -m slow` (CI runs it)
 
 STEPS = 10
 SAMPLES = 5000  # three chunks of generate()'s 2048: rank 0 draws the first and the last, rank 1 the middle one

@@ -102,6 +102,7 @@ def test_the_quick_start_is_a_whole_project():
                                   "ganbench-hello/ganbench_hello/loss.py", "ganbench-hello/tests/test_hello.py"}
 
 
+@pytest.mark.slow
 def test_the_guide_s_plugin_shows_up_in_ganbench_plugins(hello, tmp_path):
     env, _ = hello
     done = env.ganbench("plugins", "--json", cwd=tmp_path)
@@ -116,6 +117,7 @@ def test_the_guide_s_plugin_shows_up_in_ganbench_plugins(hello, tmp_path):
     assert document["errors"] == []
 
 
+@pytest.mark.slow
 def test_the_guide_s_plugin_trains_headless(hello, tmp_path, fashion_images):
     env, _ = hello
     numpy.save(tmp_path / "images.npy", fashion_images[:64].numpy())
@@ -127,6 +129,7 @@ def test_the_guide_s_plugin_trains_headless(hello, tmp_path, fashion_images):
     assert (tmp_path / "runs" / "hello" / "checkpoints" / "latest.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_the_guide_s_plugin_passes_its_own_tests(hello):
     env, project = hello
     done = env.run("-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "tests",

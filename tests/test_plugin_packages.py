@@ -19,6 +19,8 @@ from workbench.engine.checkpoint import read_metadata
 from workbench.rundir.events import iter_events
 from workbench.testing import scratch_env, shape_images
 
+pytestmark = pytest.mark.slow  # end-to-end processes: `pytest -m slow` (CI runs it)
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ganbench-example-plugin"
 WIDE = {"COLUMNS": "400"}
 

@@ -20,6 +20,7 @@ from workbench.host.manager import load_plugins
 from workbench.host.registry import DatasetSpec, ImageData
 from workbench.quality.coverage import class_shares, coverage
 from workbench.quality.evaluate import Evaluator, select_metrics
+from workbench.quality.periodic import PeriodicEvaluation
 from workbench.quality.frechet import feature_stats, frechet_between, frechet_distance
 from workbench.quality.manifold import precision_recall
 from workbench.quality.reference import labelled_splits
@@ -197,7 +198,7 @@ def test_during_training_an_unusable_metric_warns_once_and_training_goes_on(unla
     config = build_config(unlabelled_plugins.registry, "mlp_gan", dataset="unlabelled", steps=6, device="cpu",
                           runs_dir=str(tmp_path), name="unlabelled",
                           sets=["eval_every=2", "eval_samples=100", "sample_every=0", "batch_size=32"])
-    assert prepare_run(config, unlabelled_plugins).train() == "completed"
+    assert prepare_run(config, unlabelled_plugins, evaluate=PeriodicEvaluation()).train() == "completed"
     events = list(iter_events(tmp_path / "unlabelled" / "events.jsonl"))
     warnings = [e["message"] for e in events if e["type"] == "warning"]
     assert warnings == [("Quality metrics are off for the rest of this run: The quality metrics need class labels, "
@@ -236,7 +237,7 @@ def test_evaluating_during_training_leaves_the_training_unchanged(plugins, evalu
         config = build_config(plugins.registry, "mlp_gan", dataset="fashion-mnist-test", steps=6, device="cpu",
                               runs_dir=str(tmp_path), name=f"every-{every}",
                               sets=[f"eval_every={every}", "eval_samples=500", "sample_every=0"])
-        run = prepare_run(config, plugins)
+        run = prepare_run(config, plugins, evaluate=PeriodicEvaluation())
         assert run.train() == "completed"
         weights[every] = [t.clone() for net in run.model.networks.values() for t in net.state_dict().values()]
     evals = [e for e in iter_events(tmp_path / "every-3" / "events.jsonl") if e["type"] == "eval"]

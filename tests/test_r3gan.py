@@ -168,6 +168,7 @@ def test_64px_labelled_folder_trains_resumes_exactly_and_samples_on_the_cpu(tmp_
         assert min(grid.size) >= 64
 
 
+@pytest.mark.slow
 def test_two_processes_under_torchrun_on_gloo_train_one_r3gan(tmp_path):
     folder = write_pngs(tmp_path / "images", size=32, per_class=4)
     env = {**os.environ, **ENV, "GANBENCH_CACHE": str(tmp_path / "cache")}

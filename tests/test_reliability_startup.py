@@ -91,6 +91,7 @@ def test_a_new_run_interrupted_while_starting_leaves_no_folder(tmp_path, tiny_mn
     assert not (tmp_path / "runs" / "new").exists()
 
 
+@pytest.mark.slow
 def test_the_guard_defers_a_signal_until_the_import_has_returned(tmp_path):
     (tmp_path / "half.py").write_text("import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\n"
                                       "time.sleep(0.2)\nLAST = True\n")
@@ -103,6 +104,7 @@ def test_the_guard_defers_a_signal_until_the_import_has_returned(tmp_path):
     assert done.stdout.split() == ["complete", "130"], done.stdout + done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, delays", [(signal.SIGINT, (0.15, 0.4, 0.7, 1.2, None)),
                                             (signal.SIGTERM, (0.5, None))])
 def test_a_signal_at_any_moment_of_a_resume_ends_in_one_sentence_and_a_resumable_run(tmp_path, tiny_mnist,

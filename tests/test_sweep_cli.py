@@ -19,6 +19,8 @@ import pytest
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # end-to-end processes: `pytest -m slow` (CI runs it)
+
 TINY = ["--set", "sample_every=0", "--set", "eval_samples=200", "--set", "log_every=10"]
 
 

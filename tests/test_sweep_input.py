@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli_here
 from workbench.base.errors import ConfigError
 from workbench.base.params import HyperParam
 from workbench.sweep.space import Axis, grid_points, parse_sets, trial_name
@@ -71,7 +71,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("args, says", BAD_INPUT)
 def test_bad_sweeps_exit_2_with_one_sentence_and_create_nothing(tmp_path, args, says):
-    result = run_cli("sweep", "-p", "mlp_gan", "--name", "s", *args, cwd=tmp_path)
+    result = run_cli_here("sweep", "-p", "mlp_gan", "--name", "s", *args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert says in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
@@ -79,12 +79,12 @@ def test_bad_sweeps_exit_2_with_one_sentence_and_create_nothing(tmp_path, args, 
 
 def test_join_of_a_folder_that_is_no_sweep_and_a_taken_name(tmp_path):
     (tmp_path / "runs" / "taken").mkdir(parents=True)
-    joined = run_cli("sweep", "--join", "runs/taken", cwd=tmp_path)
+    joined = run_cli_here("sweep", "--join", "runs/taken", cwd=tmp_path)
     assert joined.returncode == 2 and "this folder is no sweep" in joined.stderr, joined.stderr
-    again = run_cli("sweep", "-p", "mlp_gan", "--set", "lr=1e-4,2e-4", "--name", "taken", cwd=tmp_path)
+    again = run_cli_here("sweep", "-p", "mlp_gan", "--set", "lr=1e-4,2e-4", "--name", "taken", cwd=tmp_path)
     assert again.returncode == 2 and 'A sweep or run named "taken" already exists' in again.stderr, again.stderr
     assert list((tmp_path / "runs" / "taken").iterdir()) == []
-    compare = run_cli("compare", "runs/taken", cwd=tmp_path)
+    compare = run_cli_here("compare", "runs/taken", cwd=tmp_path)
     assert compare.returncode == 2 and "neither a sweep folder nor a run directory" in compare.stderr
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from workbench.sweep.manifest import Sweep
 
+pytestmark = pytest.mark.slow  # end-to-end processes: `pytest -m slow` (CI runs it)
+
 HOLD = ("import sys, time; from workbench.sweep.manifest import Sweep; "
         "fd = Sweep(sys.argv[1]).claim('t000'); print('held' if fd is not None else 'refused', flush=True); "
         "time.sleep(60 if fd is not None else 0)")

@@ -177,6 +177,7 @@ def test_a_run_with_the_ema_draws_its_grids_and_samples_from_the_average(tmp_pat
     assert {"r1", "r2", "aug_p"} <= set(listed[0]["metrics"]) and listed[0]["kimg"] == 0.096
 
 
+@pytest.mark.slow
 def test_kill_9_with_every_service_on_then_resume_reaches_the_uninterrupted_state(tmp_path, tiny_mnist):
     common = ["run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", str(tiny_mnist), "--steps", "90",
               *SERVICES, *FAST, "--set", "checkpoint_every=6"]

@@ -122,6 +122,7 @@ def test_sweep_curves_snapshot(snap_compare, recorded_sweep, plugins):
                         run_before=curves)
 
 
+@pytest.mark.slow
 async def test_the_new_run_form_starts_a_sweep_from_a_list(tmp_path, plugins):
     from test_tui_helpers import wait_for
     from workbench.tui.screens.new_run import NewRunScreen

@@ -10,7 +10,8 @@ the engine trains on; ``workloads`` pairs each with its engine plugin;
 PyTorch-GAN references, run as processes by ``ganbench bench --whole-process``.
 
 These re-statements are deliberate: they are the benchmark's "classic" side.
-The module imports nothing heavy; the workloads load only when the benchmark asks.
+The module imports nothing heavy: registering the workloads (every command loads the plugins) imports
+no torchvision; the classic loops load when the benchmark builds one.
 """
 
 from __future__ import annotations
