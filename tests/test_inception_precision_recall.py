@@ -123,11 +123,12 @@ def test_nvlabs_takes_at_most_the_first_max_real_training_images(plugins, tiny_m
     monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(det.ENV_PATH, str(save_standin(tmp_path / "standin.pt")))
     monkeypatch.setattr(paper_metrics, "PR_MAX_REAL", 300)  # 200,000 in the protocol; 512 images here
-    fake = torch.randint(0, 256, (80, 1, 28, 28), dtype=torch.uint8)
+    fake = read_idx(tiny_mnist / "t10k-images-idx3-ubyte.gz")[:80].unsqueeze(1)  # held-out: neither share is 0
     evaluator = _evaluator(plugins, tiny_mnist, ["inception_precision", "inception_recall"])
     result = evaluator.evaluate(fake)
     real = evaluator.cache["inception.reference"].features[:300]
     expected = _brute_force(real.double().numpy(), evaluator.cache["inception.detector"].features(fake).double().numpy())
+    assert 0 < expected[0] < 1 and 0 < expected[1] < 1
     assert (result.metrics["inception_precision"], result.metrics["inception_recall"]) == pytest.approx(expected)
     assert any("against the first 300 training images" in note for note in result.notes)
     damaged = next((tmp_path / "cache" / "inception").glob("*-knn3-first300.safetensors"))
