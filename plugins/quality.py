@@ -3,7 +3,8 @@
 The first six live in the feature space of a small classifier trained once
 per labelled dataset (``workbench.quality``); they are cheap enough to run
 during training. ``fid`` and ``kid`` are the numbers papers report (NVlabs' protocol,
-``workbench.quality.inception``); they need the Inception detector's file and
+``workbench.quality.inception``), ``inception_precision`` and ``inception_recall`` NVlabs' k-NN
+precision/recall on the same Inception features; they need the Inception detector's file and
 are computed only when named.
 """
 
@@ -14,6 +15,7 @@ from workbench.quality import domain, paper_metrics
 from workbench.quality.conditional import class_accuracy
 from workbench.quality.detector import unavailable_reason as detector_missing
 from workbench.quality.inception import PROTOCOL_SAMPLES
+
 
 def _precision(ctx: MetricContext) -> float:
     return domain.manifold_precision_recall(ctx)[0]
@@ -41,6 +43,14 @@ METRICS = (
                available=detector_missing, samples=PROTOCOL_SAMPLES),
     MetricSpec("kid", "kernel Inception distance to the whole training split, NVlabs' kid50k_full protocol "
                "(needs the Inception detector)", paper_metrics.kid, default=False, available=detector_missing,
+               samples=PROTOCOL_SAMPLES),
+    MetricSpec("inception_precision", "share of samples inside the training split's k-NN manifold (k = 3) in "
+               "Inception features, NVlabs' pr50k3_full arithmetic (needs the Inception detector)",
+               paper_metrics.precision, lower_is_better=False, default=False, available=detector_missing,
+               samples=PROTOCOL_SAMPLES),
+    MetricSpec("inception_recall", "share of training images inside the samples' k-NN manifold (k = 3) in "
+               "Inception features, NVlabs' pr50k3_full arithmetic (needs the Inception detector)",
+               paper_metrics.recall, lower_is_better=False, default=False, available=detector_missing,
                samples=PROTOCOL_SAMPLES),
 )
 

@@ -79,6 +79,29 @@ def test_eval_names_the_protocol_and_logs_it(fid_runs):
     assert any("read from" in note for note in again["notes"])  # the training split's statistics were cached
 
 
+def test_eval_computes_inception_precision_and_recall_beside_fid(fid_runs):
+    root, env = fid_runs
+    names = ("fid", "inception_precision", "inception_recall")
+    done = run_cli("eval", "runs/fast", *[arg for name in names for arg in ("--metric", name)], "-n", "300", cwd=root,
+                   env=env)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "inception_precision (pr300_3_full_inception)" in text and "inception_recall (pr300_3_full_inception)" in text
+    assert "300 generated images against all 512 training images, k = 3" in text and "VGG16" in text
+    last = eval_events(root / "runs" / "fast" / "events.jsonl")[-1]
+    assert set(last["metrics"]) == set(names) and all(0 <= last["metrics"][n] <= 1 for n in names[1:])
+    assert last["protocols"]["inception_recall"] == "pr300_3_full_inception"
+    radii = list((root / "cache" / "inception").glob("*-knn3-first512.safetensors"))
+    assert len(radii) == 1
+    written = radii[0].stat().st_mtime_ns
+    again = json.loads(run_cli("eval", "runs/fast", "--metric", "inception_recall", "-n", "300", "--json",
+                               "--no-log", cwd=root, env=env).stdout)
+    assert again["metrics"]["inception_recall"] == pytest.approx(last["metrics"]["inception_recall"], abs=1e-9)
+    assert radii[0].stat().st_mtime_ns == written  # read back, not written again
+    rows = json.loads(run_cli("runs", "--sort", "inception_recall", "--json", cwd=root, env=env).stdout)
+    assert rows[0]["name"] == "fast"  # higher is better: the one run that has it comes first
+
+
 def test_runs_sort_and_compare_by_fid(fid_runs):
     root, env = fid_runs
     rows = json.loads(run_cli("runs", "--sort", "fid", "--json", cwd=root, env=env).stdout)

@@ -9,6 +9,11 @@ The real side is computed once per dataset, resolution and detector and cached a
 ``$GANBENCH_CACHE/inception/``, keyed by a hash of the training images, so a second evaluation pays only
 for the generated images. With fewer generated images (``-n``, ``eval_samples``) the name says so:
 ``fid10k_full`` is 10,000 against the full training split, and is compared only with another ``fid10k_full``.
+
+Precision and recall (``inception_precision``, ``inception_recall``) are NVlabs' ``pr50k3_full`` arithmetic
+(``metrics/precision_recall.py``: k = 3, the first 200,000 training images at most) on the same features; the
+real side's k-NN radii, its costly half, are cached in a second file beside the statistics (``reference_radii``).
+NVlabs computes them in VGG16 features, so the protocol says ``_inception``: these are not a paper's numbers.
 """
 
 from __future__ import annotations
@@ -25,18 +30,29 @@ from workbench.base.atomic import atomic_write
 from workbench.base.paths import cache_home
 from workbench.quality.detector import InceptionDetector
 from workbench.quality.frechet import frechet_distance
+from workbench.quality.manifold import knn_radii
 
 VERSION = 1  # bump when the reference pipeline changes: old caches are then ignored
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 PROTOCOL_SAMPLES = 50_000  # fid50k_full, kid50k_full
-METRICS = ("fid", "kid")  # the metrics that need the detector (``ganbench eval --download`` fetches it for them)
+PR_K = 3  # pr50k3_full: the third nearest neighbour
+PR_MAX_REAL = 200_000  # pr50k3_full: at most the first 200,000 training images
+# the metrics that need the detector (``ganbench eval --download`` fetches it for them)
+METRICS = ("fid", "kid", "inception_precision", "inception_recall")
 
 
 def protocol_name(metric: str, generated: int) -> str:
     """NVlabs' name of the protocol: ``fid50k_full`` for 50,000 generated against the full training split."""
     count = f"{generated // 1000}k" if generated % 1000 == 0 else str(generated)
     return f"{metric}{count}_full"
+
+
+def pr_protocol_name(generated: int) -> str:
+    """``pr50k3_full_inception``: NVlabs' ``pr50k3_full`` arithmetic (k = 3), in Inception (not VGG16) features;
+    ``pr300_3_full_inception`` for 300 generated images (the underscore keeps 300 and k apart)."""
+    count = f"{generated // 1000}k" if generated % 1000 == 0 else f"{generated}_"
+    return f"pr{count}{PR_K}_full_inception"
 
 
 def mean_cov(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,3 +178,38 @@ def inception_reference(images: torch.Tensor, dataset: str, detector: InceptionD
     except OSError:
         reference.path = None
     return reference
+
+
+def radii_path(reference: InceptionReference, count: int, k: int = PR_K) -> Path | None:
+    """Where the k-NN radii of the reference's first ``count`` features are cached: beside its statistics."""
+    if reference.path is None:
+        return None
+    return reference.path.with_name(f"{reference.path.stem}-knn{k}-first{count}.safetensors")
+
+
+def reference_radii(reference: InceptionReference, count: int, device: torch.device, k: int = PR_K) -> torch.Tensor:
+    """The k-NN radii (count,) of the first ``count`` training features: from the cache, or computed and cached.
+
+    They are the real half of precision and recall, N² distances (60,000² for Fashion-MNIST), and depend
+    only on the training images, the detector and k: a second evaluation pays only for the generated half.
+    """
+    from safetensors.torch import load_file, save_file
+
+    path = radii_path(reference, count, k)
+    if path is not None and path.is_file():
+        try:
+            radii = load_file(str(path))["radii"]
+            if radii.shape == (count,) and bool(torch.isfinite(radii).all()):
+                return radii
+        except Exception:  # a damaged cache is recomputed, never fatal
+            pass
+    radii = knn_radii(reference.features[:count].to(device), k).cpu()
+    if path is not None:
+        try:
+            with atomic_write(path) as tmp:
+                save_file({"radii": radii.contiguous()}, str(tmp),
+                          metadata={"ganbench-inception-radii": json.dumps({"version": VERSION, "k": k,
+                                                                             "count": count})})
+        except OSError:
+            pass
+    return radii

@@ -1,4 +1,5 @@
-"""``fid`` and ``kid`` of a ``MetricContext``: the detector and the training split's statistics, kept per evaluator.
+"""``fid``, ``kid`` and Inception precision/recall of a ``MetricContext``: the detector and the training split's
+statistics, kept per evaluator; the generated images' features extracted once per evaluation for all four.
 
 The real side is the run's whole training split at the model's image size (what the generator learned),
 not the held-out split ``fd`` uses: that is NVlabs' ``_full`` protocol. Each evaluation names its protocol
@@ -17,12 +18,17 @@ from workbench.quality.detector import InceptionDetector, find_detector, unavail
 from workbench.quality.inception import (
     KID_SUBSET_SIZE,
     KID_SUBSETS,
+    PR_K,
+    PR_MAX_REAL,
     InceptionReference,
     fid_from_features,
     inception_reference,
     kernel_inception_distance,
+    pr_protocol_name,
     protocol_name,
+    reference_radii,
 )
+from workbench.quality.manifold import precision_recall
 
 
 DETECTOR = "inception.detector"  # MetricContext.memo keys: the detector (per evaluator), the generated features
@@ -31,7 +37,7 @@ FAKE_FEATURES = "inception.fake"
 
 def wanted(evaluator) -> bool:
     """Whether an evaluator's metrics need the generated images' Inception features."""
-    return any(spec.compute in (fid, kid) for spec in evaluator.specs)
+    return any(spec.compute in (fid, kid, precision, recall) for spec in evaluator.specs)
 
 
 def detector(ctx: MetricContext) -> InceptionDetector:
@@ -90,3 +96,35 @@ def kid(ctx: MetricContext) -> float:
     fake, real = fake_features(ctx), reference(ctx)
     _named(ctx, "kid", real)
     return kernel_inception_distance(real.features, fake)
+
+
+def _precision_recall(ctx: MetricContext) -> tuple[float, float]:
+    """NVlabs' pr50k3_full arithmetic on the Inception features: once per evaluation for both numbers."""
+    def compute():
+        fake, real = fake_features(ctx), reference(ctx)
+        count = min(real.count, PR_MAX_REAL)
+
+        def real_side():  # kept across evaluations: the features on the device and their radii
+            radii = reference_radii(real, count, ctx.device)
+            return real.features[:count].to(ctx.device), radii.to(ctx.device)
+
+        manifold, radii = ctx.memo(f"inception.real_manifold.{count}", real_side, keep=True)
+        name, whole = pr_protocol_name(ctx.fake.shape[0]), "all" if count == real.count else "the first"
+        ctx.notes.append(f"inception_precision and inception_recall are {name}: {ctx.fake.shape[0]:,} generated "
+                         f"images against {whole} {count:,} training images, k = {PR_K} (NVlabs' pr50k3_full "
+                         f"arithmetic in Inception features; papers' pr50k3_full is in VGG16 features, not these)")
+        return precision_recall(manifold, fake.to(ctx.device), PR_K, real_radii=radii)
+
+    found = ctx.memo("inception.precision_recall", compute)
+    ctx.protocols["inception_precision"] = ctx.protocols["inception_recall"] = pr_protocol_name(ctx.fake.shape[0])
+    return found
+
+
+def precision(ctx: MetricContext) -> float:
+    """Share of the generated images inside the training split's k-NN manifold, in Inception features."""
+    return _precision_recall(ctx)[0]
+
+
+def recall(ctx: MetricContext) -> float:
+    """Share of the training images inside the generated images' k-NN manifold, in Inception features."""
+    return _precision_recall(ctx)[1]
