@@ -17,6 +17,7 @@ from workbench import hookimpl
 from workbench.datapaths import cache_home, data_home
 from workbench.errors import DataError
 from workbench.imagefolder import load_folder, load_labelled_folder
+from workbench.imagepairs import load_translation_folder
 from workbench.registry import DataRequest, DatasetSpec, ImageData
 
 CELEBA_HELP = ("download img_align_celeba.zip from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html) "
@@ -36,6 +37,9 @@ def load_image_folder(request: DataRequest) -> ImageData:
     if request.root is None:
         raise DataError("The folder dataset needs --data-root DIR, a folder of JPEG or PNG images.")
     root = Path(request.root)
+    pairs = load_translation_folder(root, request.split, request.image_size, 3, request.cache_dir or cache_home())
+    if pairs is not None:  # pix2pix's or CycleGAN's layout (workbench.imagepairs)
+        return pairs
     found = load_labelled_folder(root, request.image_size, 3, request.cache_dir or cache_home(), "folder")
     source = f"{root} ({found.skipped} unreadable files skipped)" if found.skipped else str(root)
     return ImageData(found.images, found.labels, source=source, classes=found.classes)
@@ -53,7 +57,8 @@ def ganbench_register_datasets(register):
     register(DatasetSpec("celeba", "CelebA aligned faces (202,599 JPEGs), centre-cropped to the model's size, RGB",
                          load_celeba))
     register(DatasetSpec("folder", "any folder of images (--data-root DIR), centre-cropped square, RGB; "
-                                    "labelled by its class sub-folders when it has them",
+                                    "labelled by its class sub-folders when it has them; pix2pix's train/ test/ of "
+                                    "A|B pairs and CycleGAN's trainA/ trainB/ testA/ testB/ for translation",
                          load_image_folder))
     register(DatasetSpec("folder-xflip", "folder (--data-root DIR) with every image also mirrored left to right "
                                           "(stylegan's --mirror): twice the images", load_mirrored_folder))

@@ -37,6 +37,7 @@ from workbench.engine.outputs import RunOutputs
 from workbench.engine.samples import GridWriter
 from workbench.engine.services import Services
 from workbench.engine.state import averaged_weights
+from workbench.engine.translation import translation_rows
 from workbench.errors import DiskError, GanbenchError
 from workbench.model import needs_labels
 from workbench.plugins import PluginSet
@@ -79,6 +80,8 @@ class Run(RunOutputs):
             model.augment.generator = self.noise  # the augmentation draws from the run's generator too
         self.fixed_noise = torch.randn(config.engine["sample_count"], model.latent_dim,
                                        generator=torch.Generator().manual_seed(config.seed + 1)).to(device)
+        # a translator's grid inputs (workbench.engine.translation), kept beside the fixed noise; set by prepare_run
+        self.fixed_inputs: dict[str, torch.Tensor] = {}
         self.total_steps = total_steps(config, data)
         self.metric_keys = tuple(METRIC_KEYS) + tuple(model.metric_keys) + self.services.metric_keys()
         self.lock: RunLock | None = None  # held from prepare_run to the end of train
@@ -146,7 +149,7 @@ class Run(RunOutputs):
                       device=describe_device(self.device), image_shape=list(self.image_shape),
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
                       previous_status=self.previous_status, classes=list(self.classes),
-                      conditional=needs_labels(self.model), grid_rows=grid_rows(self.model, self.classes),
+                      conditional=needs_labels(self.model), grid_rows=self._grid_rows(),
                       metric_keys=list(self.metric_keys), images_seen=self.images_seen,
                       total_kimg=round(self.total_steps * self.data.global_batch_size / 1000, 3),
                       **self._job_fields())
@@ -156,6 +159,11 @@ class Run(RunOutputs):
         except OSError as exc:
             self._release()
             raise DiskError(f"Cannot write to the run directory {self.dir.path}: {exc.strerror or exc}.") from None
+
+    def _grid_rows(self) -> list[str]:
+        if self.fixed_inputs:
+            return translation_rows(self.model, self.fixed_inputs, self.config.engine["sample_count"])
+        return grid_rows(self.model, self.classes)
 
     def _job_fields(self) -> dict[str, int]:
         """``world_size`` and ``batch_per_rank`` of a torchrun job (``batch_size`` is the whole job's)."""
