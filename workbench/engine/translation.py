@@ -8,6 +8,7 @@ rows: input | output | target for a paired model, A | A → B | A → B → A fo
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
@@ -15,6 +16,7 @@ from workbench.engine.data import resize_uint8
 from workbench.engine.image_fields import to_float
 from workbench.engine.samples import generate
 from workbench.errors import DataError
+from workbench.imagefolder import decode_square, list_images
 from workbench.pairs import image_fields, is_paired, orient
 from workbench.registry import ImageData
 
@@ -87,3 +89,34 @@ def translation_rows(model, inputs: dict[str, torch.Tensor], sample_count: int) 
     columns, groups = grid_layout(sample_count)
     count = min(columns * groups, inputs["source"].shape[0])
     return labels * (count // min(columns, count))
+
+
+def read_inputs(path: Path, side: int, channels: int) -> tuple[list[Path], torch.Tensor]:
+    """The image file ``path``, or every image below the folder ``path``, as float (N, C, side, side) in [-1, 1]
+    (shorter side resized to ``side``, centre-cropped), with the files read; unreadable files are left out."""
+    files = [path] if path.is_file() else list_images(path)
+    decoded = [(file, decode_square(file, side, channels)) for file in files]
+    kept = [(file, image) for file, image in decoded if image is not None]
+    if not kept:
+        raise DataError(f"None of the {len(files)} files given with --input ({path}) could be read as an image.")
+    return [file for file, _ in kept], torch.stack([image for _, image in kept]).float().mul_(2 / 255).sub_(1)
+
+
+def translate_files(model, image_shape, path: Path, output: Path, chunk: int = 256) -> list[Path]:
+    """Translate the image ``path`` (or the images of the folder ``path``) with ``model`` and write the results as
+    PNGs: to the file ``output`` for one image, into the folder ``output`` (one file a name) for a folder.
+    Returns the files written."""
+    from workbench.engine.samples import to_pixels, write_png
+
+    if not path.exists():
+        raise DataError(f"--input {path} does not exist.")
+    files, images = read_inputs(path, int(image_shape[-1]), int(image_shape[0]))
+    device = next(p for net in model.networks.values() for p in net.parameters()).device
+    written = []
+    for start in range(0, len(files), chunk):
+        pixels = to_pixels(translate(model, images[start:start + chunk].to(device))).cpu()
+        for file, image in zip(files[start:start + chunk], pixels):
+            target = output if path.is_file() else output / f"{file.relative_to(path).with_suffix('')}.png"
+            write_png(image.permute(1, 2, 0).contiguous(), target)
+            written.append(target)
+    return written
