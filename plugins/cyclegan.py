@@ -132,8 +132,8 @@ SPEC = ModelSpec(
                 "unpaired folders",
     build=build,
     hyperparams=training_params(batch_size=4, lr=2e-4, epochs=200) + (
-        HyperParam("image_size", "int", 32, "side of the square images (a multiple of 16)",
-                   choices=(16, 32, 64, 128, 256, 512)),
+        HyperParam("image_size", "int", 32, "side of the square images (PatchGAN needs 32 or more)",
+                   choices=(32, 64, 128, 256, 512)),
         HyperParam("ngf", "int", 64, "generator feature maps of the first layer", min=1, max=1024),
         HyperParam("ndf", "int", 64, "discriminator feature maps", min=1, max=1024),
         HyperParam("residual_blocks", "int", 9, "residual blocks of each generator", min=0, max=64),

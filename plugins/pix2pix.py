@@ -88,8 +88,8 @@ class Pix2Pix(GanModel):
 
 
 def build(hp: dict, data) -> Pix2Pix:
-    if data.size & (data.size - 1) or data.size < 16:
-        raise ValueError(f"the U-Net needs a power-of-two image side of at least 16, not {data.size}")
+    if data.size & (data.size - 1) or data.size < 32:
+        raise ValueError(f"the U-Net needs a power-of-two image side of at least 32, not {data.size}")
     G = UNetGenerator(data.channels, data.size, hp["ngf"])
     D = PatchDiscriminator(data.channels, hp["ndf"], paired=True)
     G.apply(init_normal)
@@ -103,7 +103,7 @@ SPEC = ModelSpec(
     build=build,
     hyperparams=training_params(batch_size=16, lr=2e-4, epochs=200) + (
         HyperParam("image_size", "int", 32, "side of the square images (a power of two)",
-                   choices=(16, 32, 64, 128, 256, 512)),
+                   choices=(32, 64, 128, 256, 512)),
         HyperParam("ngf", "int", 64, "U-Net width of the first level (doubling to 8 times that)", min=1, max=1024),
         HyperParam("ndf", "int", 64, "PatchGAN discriminator feature maps", min=1, max=1024),
         HyperParam("lambda_pixel", "float", 100.0, "weight of the L1 distance to the target in G's loss",

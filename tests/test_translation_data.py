@@ -93,7 +93,7 @@ def test_a_paired_model_refuses_an_unpaired_folder_and_an_unpaired_one_a_paired_
     cycle = cyclegan_folder(tmp_path / "cycle", fashion_images[:8], fashion_images[100:108], test=2)
     for model, root, says in (("pix2pix", cycle, "holds two unpaired domains"),
                               ("cyclegan", pairs, "holds paired images")):
-        done = cli("run", "--plugin", model, "--data-root", str(root), "--set", "image_size=16", "--steps", "1",
+        done = cli("run", "--plugin", model, "--data-root", str(root), "--set", "image_size=32", "--steps", "1",
                    "--batch-size", "2")
         assert done.returncode != 0
         assert "Traceback" not in done.stderr
