@@ -48,8 +48,10 @@ def load_image_folder(request: DataRequest) -> ImageData:
 def load_mirrored_folder(request: DataRequest) -> ImageData:
     data = load_image_folder(request)
     labels = None if data.labels is None else data.labels.repeat(2)
+    # a translation folder's other side is mirrored with it: a pair stays a pair, each domain doubles
+    fields = {name: torch.cat([images, images.flip(-1)]) for name, images in data.fields.items()}
     return ImageData(torch.cat([data.images, data.images.flip(-1)]), labels,
-                     source=f"{data.source}, x-flipped copies added", classes=data.classes)
+                     source=f"{data.source}, x-flipped copies added", classes=data.classes, fields=fields)
 
 
 @hookimpl

@@ -100,3 +100,21 @@ def test_a_paired_model_refuses_an_unpaired_folder_and_an_unpaired_one_a_paired_
         line = done.stderr.strip().splitlines()[-1]
         assert says in line and line.count(". ") == 0, line  # one sentence
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # refused before a folder
+
+
+def test_folder_xflip_mirrors_both_sides_of_a_pair(plugins, tmp_path, fashion_images):
+    root = pix2pix_folder(tmp_path / "pairs", fashion_images, train=3, test=1)
+    data = plugins.registry.dataset("folder-xflip").load(DataRequest(root, False, 28, "train",
+                                                                      cache_dir=tmp_path / "c"))
+    assert data.images.shape[0] == data.fields[SOURCE].shape[0] == 6
+    assert torch.equal(data.fields[SOURCE][3:], data.fields[SOURCE][:3].flip(-1))
+    assert torch.equal(data.images[4], data.images[1].flip(-1))
+
+
+def test_train_images_keeps_each_source_with_its_target(plugins, tmp_path, fashion_images):
+    from workbench.engine.loading import training_subset
+
+    data = load(plugins, pix2pix_folder(tmp_path / "pairs", fashion_images, train=8, test=1))
+    subset = training_subset(data, 3, "folder")
+    assert subset.images.shape[0] == subset.fields[SOURCE].shape[0] == 3
+    assert torch.equal(subset.fields[SOURCE], 255 - subset.images)  # A is the inverted B in these files
