@@ -90,3 +90,28 @@ def test_sample_input_translates_every_image_of_a_folder_without_the_dataset(fol
     assert "Traceback" not in no_input.stderr
     missing = run_cli("sample", "runs/p", "--input", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert missing.returncode != 0 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_two_process_torchrun_job_trains_pix2pix_and_cyclegan(folders, tmp_path):
+    """Each rank takes its share of every batch with its own sources (or its partners in domain B); rank 0
+    alone writes. (Not compared with one process: pix2pix's dropout draws from each rank's own seed.)"""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("WORLD_SIZE", None)
+    for model in ("pix2pix", "cyclegan"):
+        job = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                              "-m", "workbench", "run", "--plugin", model, "--data-root", str(folders[model]),
+                              *SMALL[model], *COMMON, "--batch-size", "4", "--steps", "4", "--device", "cpu",
+                              "--name", model], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert job.returncode == 0, job.stderr[-2000:]
+        run_dir = tmp_path / "runs" / model
+        start = events(run_dir, "run_start")[0]
+        assert start["world_size"] == 2 and start["batch_per_rank"] == 2
+        assert len(events(run_dir, "run_start")) == 1 and events(run_dir, "run_end")[0]["reason"] == "completed"
+        checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.safetensors").tensors
+        assert "fixed/source" in checkpoint
+        if model == "cyclegan":
+            assert checkpoint["state/fake_b_buffer/count"].item() == 3
