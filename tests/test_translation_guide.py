@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-import torch
+import pytest
 
 from tests.translation_folders import pix2pix_folder
 from workbench.config import build_config
@@ -18,6 +18,7 @@ from workbench.engine.run import prepare_run
 from workbench.engine.translation import translate_files
 from workbench.plugins import load_plugins
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 GUIDE = (Path(__file__).resolve().parent.parent / "docs" / "models.md").read_text(encoding="utf-8")
 BLOCK = re.compile(r"<!-- i2i file: (?P<path>[^ ]+) -->\n```python\n(?P<body>.*?)^```", re.DOTALL | re.MULTILINE)
 
@@ -34,7 +35,6 @@ def guide_plugin(folder: Path):
 
 
 def test_the_guide_s_image_to_image_plugin_trains_on_pairs_and_translates(tmp_path, fashion_images):
-    torch.set_num_threads(1)
     plugins = load_plugins(extra_modules=[guide_plugin(tmp_path)])
     assert "painter" in plugins.registry.models
     data = pix2pix_folder(tmp_path / "pairs", fashion_images, train=16, test=4)

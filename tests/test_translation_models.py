@@ -13,6 +13,8 @@ from tests.conftest import run_cli
 from tests.translation_folders import cyclegan_folder, pix2pix_folder
 from workbench.engine.checkpoint import load_checkpoint
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SMALL = {"pix2pix": ["--set", "image_size=32", "--set", "ngf=4", "--set", "ndf=4", "--set", "val_pairs=4",
                      "--set", "val_every=2"],
          "cyclegan": ["--set", "image_size=32", "--set", "ngf=4", "--set", "ndf=4", "--set", "residual_blocks=1",
