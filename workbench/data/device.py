@@ -3,7 +3,8 @@
 No DataLoader and no per-sample Python: an epoch is a permutation, a batch is
 an index into the tensor, and the conversion to float in [-1, 1] happens on the
 device, as in cifar10-airbench. Labels, when the dataset has them, lie on the
-device beside the images and are taken with the same indices (``fields``).
+device beside the images and are taken with the same indices (``fields``), and so are the image fields of a
+translation dataset (``workbench.data.fields``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from workbench.base.errors import ConfigError
+from workbench.data.fields import field_source
+from workbench.host.translation import IMAGE_FIELDS
 
 _RESIZE_CHUNK = 4096
 
@@ -40,10 +43,11 @@ class DeviceImages:
         an epoch holds the same images however many processes share it (a checkpoint resumes on any number).
     """
 
-    FIELDS = ("labels",)  # the batch fields a model may declare (GanModel.batch_fields)
+    FIELDS = ("labels",) + IMAGE_FIELDS  # the batch fields a model may declare (GanModel.batch_fields)
 
     def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device, seed: int,
-                 channels_last: bool = False, labels: torch.Tensor | None = None, rank: int = 0, world: int = 1):
+                 channels_last: bool = False, labels: torch.Tensor | None = None, rank: int = 0, world: int = 1,
+                 image_fields: dict[str, torch.Tensor] | None = None):
         if images.shape[0] < batch_size:
             raise ConfigError(f"The batch size {batch_size} is larger than the dataset ({images.shape[0]} images).")
         if batch_size % world:
@@ -55,6 +59,9 @@ class DeviceImages:
         self.batch_size, self.device, self.seed = batch_size // world, device, seed  # this process's share
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.steps_per_epoch = images.shape[0] // batch_size
+        # uint8 image fields (workbench.host.translation): a paired source, or an unpaired second domain
+        self.image_fields = {name: t.to(device) for name, t in (image_fields or {}).items()}
+        self.epoch_in_use = 0  # the epoch batch_indices walks: an unpaired field's order follows it
 
     def __len__(self) -> int:
         return self.steps_per_epoch
@@ -70,6 +77,7 @@ class DeviceImages:
     def batch_indices(self, epoch: int, start: int = 0):
         """Yield the index tensors (on the device) of the batches of ``epoch`` from batch index ``start`` on."""
         order, size, share = self.order(epoch), self.global_batch_size, self.batch_size
+        self.epoch_in_use = epoch
         for b in range(start, self.steps_per_epoch):
             first = b * size + self.rank * share
             yield order[first:first + share]
@@ -90,6 +98,11 @@ class DeviceImages:
             if name not in self.FIELDS:
                 raise ConfigError(f'The model asks for the batch field "{name}"; the engine provides '
                                   f'{", ".join(self.FIELDS)}.')
+            if name in IMAGE_FIELDS:
+                if name not in self.image_fields:
+                    raise ConfigError(f'The model trains on the image field "{name}", but the dataset has none.')
+                out[name] = field_source(self, name, self.image_fields[name])
+                continue
             if self.labels is None:
                 raise ConfigError("The model trains on labels, but the dataset has none.")
             out[name] = self.labels

@@ -32,17 +32,22 @@ def list_images(folder: Path) -> list[Path]:
     return files
 
 
-def decode_square(path: Path, size: int, channels: int) -> torch.Tensor | None:
+def decode_square(path: Path, size: int, channels: int, aspect: int = 1) -> torch.Tensor | None:
     """Read one image as uint8 (C, size, size): shorter side resized to ``size``, then centre-cropped.
 
     This is the tutorial's ``Resize(size)`` + ``CenterCrop(size)``. Returns None when
-    the file cannot be decoded (truncated, not an image, too large).
+    the file cannot be decoded (truncated, not an image, too large). ``aspect=2`` reads an A|B pair
+    (``workbench.data.translation_folders``): resized whole to (C, size, 2 * size), nothing cropped.
     """
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             image = image.convert("RGB" if channels == 3 else "L")
+            if aspect != 1:
+                image = image.resize((size * aspect, size), Image.BILINEAR, reducing_gap=None)
+                pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+                return pixels.view(size, size * aspect, channels).permute(2, 0, 1).contiguous()
             width, height = image.size
             scale = size / min(width, height)
             resized = (max(size, round(width * scale)), max(size, round(height * scale)))
@@ -55,8 +60,8 @@ def decode_square(path: Path, size: int, channels: int) -> torch.Tensor | None:
     return pixels.view(size, size, channels).permute(2, 0, 1).contiguous()
 
 
-def _cache_key(files: list[Path], size: int, channels: int) -> str:
-    digest = hashlib.sha256(f"{size}:{channels}".encode())
+def _cache_key(files: list[Path], size: int, channels: int, aspect: int = 1) -> str:
+    digest = hashlib.sha256(f"{size}:{channels}".encode() + (f":{aspect}".encode() if aspect != 1 else b""))
     for path in files:
         stat = path.stat()
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
@@ -93,7 +98,8 @@ def load_folder(folder: Path, size: int, channels: int, cache_dir: Path | None, 
     return result.images, result.skipped
 
 
-def load_labelled_folder(folder: Path, size: int, channels: int, cache_dir: Path | None, title: str) -> FolderImages:
+def load_labelled_folder(folder: Path, size: int, channels: int, cache_dir: Path | None, title: str,
+                         aspect: int = 1) -> FolderImages:
     """All images of ``folder``, shorter side resized to ``size`` and centre-cropped, with labels from its class
     sub-folders when it has them (see ``folder_classes``).
 
@@ -105,7 +111,8 @@ def load_labelled_folder(folder: Path, size: int, channels: int, cache_dir: Path
     files = list_images(folder)
     classes = folder_classes(folder, files)
     index = {name: i for i, name in enumerate(classes)}
-    cache = cache_dir / f"{title}-{size}px-{channels}ch-{_cache_key(files, size, channels)}.safetensors" if cache_dir else None
+    key = _cache_key(files, size, channels, aspect)
+    cache = cache_dir / f"{title}-{size}px-{channels}ch-{key}.safetensors" if cache_dir else None
     if cache is not None and cache.is_file():
         try:
             stored = load_file(str(cache))
@@ -116,7 +123,7 @@ def load_labelled_folder(folder: Path, size: int, channels: int, cache_dir: Path
             pass  # a damaged cache is rebuilt below
     workers = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(workers) as pool:
-        decoded = list(pool.map(lambda p: decode_square(p, size, channels), files, chunksize=64))
+        decoded = list(pool.map(lambda p: decode_square(p, size, channels, aspect), files, chunksize=64))
     kept = [(path, image) for path, image in zip(files, decoded) if image is not None]
     skipped = len(files) - len(kept)
     if not kept:

@@ -10,6 +10,7 @@ import torch
 from workbench.base.errors import DataError
 from workbench.host.manager import PluginSet
 from workbench.host.registry import DataRequest, ImageData
+from workbench.host.translation import PAIRED_FIELDS
 from workbench.rundir.config import RunConfig
 
 
@@ -41,5 +42,7 @@ def training_subset(data: ImageData, count: int, dataset: str) -> ImageData:
         raise DataError(f'train_images={count} asks for more images than dataset "{dataset}" holds ({total:,}).')
     chosen = torch.randperm(total, generator=torch.Generator().manual_seed(SUBSET_SEED))[:count].sort().values
     labels = data.labels[chosen] if data.labels is not None else None
-    return dataclasses.replace(data, images=data.images[chosen], labels=labels,
+    # a paired source goes with its image; an unpaired second domain keeps all of its own
+    fields = {name: images[chosen] if name in PAIRED_FIELDS else images for name, images in data.fields.items()}
+    return dataclasses.replace(data, images=data.images[chosen], labels=labels, fields=fields,
                                source=f"{data.source} ({count:,} of its {total:,} images)")

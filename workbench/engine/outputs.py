@@ -16,6 +16,7 @@ from workbench.engine.checkpoint_files import write_step_checkpoint
 from workbench.engine.conditioning import draw_grid
 from workbench.engine.distributed import batch_norm_on_this_rank
 from workbench.engine.state import averaged_weights
+from workbench.engine.translation import FIXED_PREFIX, draw_translation_grid
 
 
 class RunOutputs:
@@ -35,6 +36,7 @@ class RunOutputs:
         Raises DiskError (one sentence) when the disk refuses; the earlier checkpoints stay intact.
         """
         extra = {"rng/noise": self.noise.get_state(), "rng/torch": torch.get_rng_state(), "fixed_noise": self.fixed_noise}
+        extra.update({FIXED_PREFIX + name: images for name, images in self.fixed_inputs.items()})  # a translator's
         if self.device.type == "cuda":
             extra["rng/cuda"] = torch.cuda.get_rng_state(self.device)
         try:
@@ -54,12 +56,17 @@ class RunOutputs:
         path = self.dir.samples / f"step-{self.step:08d}.png"
         with batch_norm_on_this_rank(self.model):  # rank 0 alone draws the grid: no SyncBatchNorm collective
             with averaged_weights(self.model) as averaged:  # the EMA generator's grid, when there is one
-                images, per_row = draw_grid(self.model, self.fixed_noise)
-            raw = draw_grid(self.model, self.fixed_noise)[0] if averaged else None
+                images, per_row = self._draw_grid()
+            raw = self._draw_grid()[0] if averaged else None
         if raw is not None:  # beside it, the raw generator's (written first: its EMA grid's event names it)
             self.grids.submit(raw, self.dir.samples / "raw" / path.name, self.step, self.epoch, per_row, raw=True)
         self.grids.submit(images, path, self.step, self.epoch, per_row)
         self.last_sample_step = self.step
+
+    def _draw_grid(self) -> tuple[torch.Tensor, int | None]:
+        if self.fixed_inputs:  # a translator translates its fixed held-out inputs
+            return draw_translation_grid(self.model, self.fixed_inputs, self.config.engine["sample_count"])
+        return draw_grid(self.model, self.fixed_noise)
 
     def collect_samples(self, wait: bool = False) -> None:
         """Emit the events of the grids written since the last call (waiting for all with ``wait``);

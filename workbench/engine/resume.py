@@ -170,6 +170,10 @@ def restore_position(run, checkpoint: ckpt.Checkpoint) -> None:
         fixed = tensors.get("fixed_noise")
         if fixed is not None and fixed.dim() == 2 and fixed.shape[1] == run.model.latent_dim:
             run.fixed_noise = fixed.float().to(run.device)
+        for name, images in run.fixed_inputs.items():  # a translator's grid inputs, as the run began with them
+            stored = tensors.get(f"fixed/{name}")
+            if stored is not None and stored.shape == images.shape:
+                run.fixed_inputs[name] = stored.to(run.device, images.dtype)
         if meta.get("device") == run.device.type:  # generator states are device-specific
             run.noise.set_state(tensors["rng/noise"])
             torch.set_rng_state(tensors["rng/torch"])

@@ -30,8 +30,10 @@ from workbench.engine.resume import (ResumePoint, check_image_shape, check_steps
 from workbench.engine.services import attach_services
 from workbench.engine.state import restore_tensor_state, state_bytes, weight_bytes
 from workbench.engine.training import Evaluator, Run
+from workbench.engine.translation import device_fields, fixed_inputs, held_out
 from workbench.host.configure import validate
 from workbench.host.manager import PluginSet
+from workbench.host.translation import check_fields_fit, is_translator, orient
 from workbench.host.validation import check_before_training
 from workbench.rundir.config import RunConfig
 from workbench.rundir.control import RunControl
@@ -155,6 +157,7 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     image_size = config.hyperparams.get("image_size", 28)
     data = training_subset(load_images(config, plugins, image_size), config.engine.get("train_images", 0),
                            config.dataset)
+    data = orient(data, config.engine["direction"], config.dataset)  # B to A: the two sides swapped
     data_bytes = check_data_fits(data.images, image_size, device, config.dataset)  # refuse before the copy
     images = resize_uint8(data.images.to(device), image_size)
     info = data_info(data, int(images.shape[1]), image_size)  # the image shape (C, H, W), with the classes
@@ -167,6 +170,7 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
     except Exception as exc:  # ValueError from the plugin's own checks, or a plugin bug: one sentence either way
         raise ConfigError(f"{config.model} cannot be built with these settings: {type(exc).__name__}: {exc}.") from None
     check_labels_fit(model, info, data, config.model, config.dataset)  # a conditional model needs labels
+    check_fields_fit(model, data, config.model, config.dataset)  # a translator needs its paired or unpaired side
     model.to(device)
     model.make_optimizers()
     global_batch = config.hyperparams["batch_size"]  # DeviceImages splits it over the ranks
@@ -174,8 +178,14 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
                                all_reduce_sum if ranks.distributed else None)  # before compiling: the EMA copy
     compile_networks(model, config.engine["compile"])
     labels = data.labels if model.batch_fields else None  # on the device only for a model that takes them
+    fields = device_fields(data, model, image_size, device)  # a translator's sources or second domain
     batches = DeviceImages(images, config.hyperparams["batch_size"], device, config.seed, model.channels_last, labels,
-                           rank=ranks.rank, world=ranks.world)
+                           rank=ranks.rank, world=ranks.world, image_fields=fields)
+    held, held_warning = {}, None
+    if is_translator(model):  # its held-out pairs or domains: for its own metrics and the grids
+        held, held_warning = held_out(lambda split: load_images(config, plugins, image_size, split), config, model,
+                                      image_size, device)
+        model.held_out = held
     check_before_training(plugins.registry, config, model, loss, batches, image_shape)  # blames a broken plugin
     trial = batches.order(0)[:4].to(device)
     step_need = check_step_fits(model, loss, batches.take(trial), batches.batch_size, device,
@@ -206,6 +216,9 @@ def _build_run(config: RunConfig, plugins: PluginSet, point: ResumePoint, contro
         run.lock = lock
         run.made_folder = lock is not None  # this process created the folder: a failed start removes it
         run.memory_note = memory_note
+        if held:
+            run.fixed_inputs = fixed_inputs(held, model, config.engine["sample_count"])
+            run.resume_warnings += [held_warning] if held_warning else []
         if checkpoint is not None:
             restore_position(run, checkpoint)
             run.resume_warnings += fresh

@@ -29,7 +29,8 @@ def _eager_code():
 
 
 @torch.no_grad()
-def generate(model, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 2048) -> torch.Tensor:
+def generate(model, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 2048,
+             **inputs) -> torch.Tensor:
     """Images in [-1, 1] from noise ``z`` (and, for a conditional model, class ``labels``), leaving the model's
     weights and statistics untouched.
 
@@ -40,6 +41,9 @@ def generate(model, z: torch.Tensor, labels: torch.Tensor | None = None, batch_s
     in chunks of ``batch_size``: large ones, because on a CPU every layer call pays a
     thread hand-over whatever its size (on this shared 2-core CPU, 10,000 samples of
     a DCGAN took 3 times the CPU time in chunks of 256 as in one).
+
+    ``inputs``: the keywords of a translator's ``generate`` (``source=images``, chunked with ``z``; others such
+    as ``inverse=True`` passed as they are).
     """
     if labels is None and "labels" in getattr(model, "batch_fields", ()):
         labels = torch.arange(z.shape[0], device=z.device) % model.n_classes
@@ -49,7 +53,12 @@ def generate(model, z: torch.Tensor, labels: torch.Tensor | None = None, batch_s
         m.momentum = 0.0
     try:
         with _eager_code():
-            if labels is None:
+            if inputs:
+                chunks = {k: v.split(batch_size) if isinstance(v, torch.Tensor) else None for k, v in inputs.items()}
+                images = [model.generate(chunk, **{k: (inputs[k] if parts is None else parts[i])
+                                                   for k, parts in chunks.items()})
+                          for i, chunk in enumerate(z.split(batch_size))]
+            elif labels is None:
                 images = [model.generate(chunk) for chunk in z.split(batch_size)]
             else:
                 images = [model.generate(chunk, part) for chunk, part in zip(z.split(batch_size), labels.split(batch_size))]

@@ -33,6 +33,7 @@ from workbench.engine.samples import GridWriter
 from workbench.engine.schedule import Due, LogClock
 from workbench.engine.services import Services
 from workbench.engine.state import averaged_weights
+from workbench.engine.translation import translation_rows
 from workbench.host.manager import PluginSet
 from workbench.modeling.metrics import METRIC_KEYS
 from workbench.modeling.model import needs_labels
@@ -79,6 +80,8 @@ class Run(RunOutputs):
             model.augment.generator = self.noise  # the augmentation draws from the run's generator too
         self.fixed_noise = torch.randn(config.engine["sample_count"], model.latent_dim,
                                        generator=torch.Generator().manual_seed(config.seed + 1)).to(device)
+        # a translator's grid inputs (workbench.engine.translation), kept beside the fixed noise; set by prepare_run
+        self.fixed_inputs: dict[str, torch.Tensor] = {}
         self.total_steps = total_steps(config, data)
         self.metric_keys = tuple(METRIC_KEYS) + tuple(model.metric_keys) + self.services.metric_keys()
         self.lock: RunLock | None = None  # held from prepare_run to the end of train
@@ -147,7 +150,7 @@ class Run(RunOutputs):
                       device=describe_device(self.device), image_shape=list(self.image_shape),
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
                       previous_status=self.previous_status, classes=list(self.classes),
-                      conditional=needs_labels(self.model), grid_rows=grid_rows(self.model, self.classes),
+                      conditional=needs_labels(self.model), grid_rows=self._grid_rows(),
                       metric_keys=list(self.metric_keys), images_seen=self.images_seen,
                       total_kimg=round(self.total_steps * self.data.global_batch_size / 1000, 3),
                       **self._job_fields())
@@ -166,6 +169,10 @@ class Run(RunOutputs):
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
         discard_unstarted(self.dir)
+    def _grid_rows(self) -> list[str]:
+        if self.fixed_inputs:
+            return translation_rows(self.model, self.fixed_inputs, self.config.engine["sample_count"])
+        return grid_rows(self.model, self.classes)
 
     def _job_fields(self) -> dict[str, int]:
         """``world_size`` and ``batch_per_rank`` of a torchrun job (``batch_size`` is the whole job's)."""

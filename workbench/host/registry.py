@@ -108,12 +108,17 @@ class DataRequest:
 
 @dataclass
 class ImageData:
-    """Decoded images: uint8, shape (N, C, H, W), values 0..255; labels optional (N,) int64."""
+    """Decoded images: uint8, shape (N, C, H, W), values 0..255; labels optional (N,) int64.
+
+    ``fields``: named image fields for image-to-image models, uint8 (M, C, H, W) each: ``source`` (paired, one
+    input per image) or ``domain_b`` (unpaired, a second domain); see ``workbench.host.translation``.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
     source: str = ""
     classes: tuple[str, ...] = ()
+    fields: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

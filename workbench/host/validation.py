@@ -31,6 +31,7 @@ import torch
 from workbench.base.errors import ConfigError, GanbenchError, PluginError
 from workbench.base.params import HyperParam
 from workbench.host.registry import DatasetSpec, LossSpec, MetricSpec, ModelSpec
+from workbench.host.translation import SOURCE, is_translator
 from workbench.host.workloads import Workload
 from workbench.modeling.metrics import METRIC_KEYS
 from workbench.modeling.model import GanModel
@@ -168,6 +169,12 @@ def check_image_data(data: Any, who: str) -> None:
                                or labels.is_floating_point() or labels.is_complex()):
         raise PluginError(f"{who}: load() returned labels as {describe_value(labels)} for {shape[0]} images; "
                           f"they must be None or an integer tensor of shape ({shape[0]},).")
+    fields = getattr(data, "fields", None) or {}
+    for name, value in (fields.items() if isinstance(fields, Mapping) else [("fields", fields)]):
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.dim() != 4 \
+                or value.shape[1] not in (1, 3):
+            raise PluginError(f"{who}: load() returned the image field {name} as {describe_value(value)}; image "
+                              f"fields must be torch.uint8 tensors of shape (M, C, H, W) with C = 1 or 3.")
     classes = getattr(data, "classes", ())
     if not isinstance(classes, (tuple, list)) or not all(isinstance(c, str) for c in classes):
         raise PluginError(f"{who}: load() returned classes as {describe_value(classes)}; they must be a tuple "
@@ -191,9 +198,10 @@ def _check_model_object(model: Any, who: str) -> None:
         raise PluginError(f"{who}: build() returned a model whose networks are {describe_value(networks)}; "
                           f"they must be a non-empty dict of name -> torch.nn.Module.")
     latent = model.latent_dim
-    if not isinstance(latent, int) or isinstance(latent, bool) or latent < 1:
+    least = 0 if is_translator(model) else 1  # an image-to-image model may take no noise at all
+    if not isinstance(latent, int) or isinstance(latent, bool) or latent < least:
         raise PluginError(f"{who}: build() returned a model with latent_dim {latent!r}; it must be a whole "
-                          f"number of at least 1.")
+                          f"number of at least {least}.")
 
 
 # -- before training ---------------------------------------------------------
@@ -223,8 +231,11 @@ def check_before_training(registry, config, model, loss, data, image_shape: tupl
             _run_eagerly(trial)
         idx = next(iter(data.batch_indices(0)))[:n]
         fields = data.fields(idx, tuple(model.batch_fields))
+        source = None
+        if is_translator(model):  # a paired model translates its sources, an unpaired one domain A
+            source = fields[SOURCE] if SOURCE in fields else data.take(idx)
         check_generator(trial or model, model_who, image_shape, device, n, in_place=trial is None,
-                        labels=fields.get("labels"))
+                        labels=fields.get("labels"), source=source)
         if trial is not None:
             check_train_step(trial, trial_loss, data.take(idx), model_who, config.loss, fields)
 
@@ -279,18 +290,23 @@ def _check_scalar(value: Any, who: str, what: str, needs_grad: bool) -> None:
 
 
 def check_generator(model, who: str, image_shape: tuple[int, int, int], device: torch.device, n: int,
-                    in_place: bool = False, labels: torch.Tensor | None = None) -> None:
+                    in_place: bool = False, labels: torch.Tensor | None = None,
+                    source: torch.Tensor | None = None) -> None:
     """``generate`` on noise (n, latent_dim): floating images (n, *image_shape) on ``device``, finite, in [-1, 1].
 
     :param in_place: the model is the real one, not a copy: generate in eval mode so no statistics change.
     :param labels: (n,) class labels for a conditional model's ``generate(z, labels)``.
+    :param source: (n, *image_shape) input images for an image-to-image model's ``generate(z, source=...)``.
     """
     z = torch.randn(n, model.latent_dim, device=device)
     if in_place:
         model.train(False)
     try:
         with torch.no_grad():
-            images = _call_blaming(who, "generate()", model.generate, z, *([] if labels is None else [labels]))
+            if source is not None:
+                images = _call_blaming(who, "generate(z, source=images)", model.generate, z, source=source)
+            else:
+                images = _call_blaming(who, "generate()", model.generate, z, *([] if labels is None else [labels]))
     finally:
         if in_place:
             model.train(True)

@@ -112,7 +112,12 @@ class GanModel:
     cuda_graph_safe = False
     # The batch fields train_step takes as keywords besides the images: () or ("labels",) (int64 (N,) class
     # indices on the batch's device, taken with the same indices as the images). See workbench.data.device.
+    # An image-to-image model declares ("source",) (paired) or ("domain_b",) (unpaired): see workbench.host.translation;
+    # its generate(z, source=images) translates, z of shape (N, latent_dim), and latent_dim may be 0.
     batch_fields: tuple[str, ...] = ()
+    # Set by the engine for an image-to-image model: the test split's images ("images") and image field, float
+    # on the training device (at most 256 of each), for held-out metrics in train_step. Never trained on.
+    held_out: dict[str, torch.Tensor] = {}
     # The number of classes a conditional model was built for (build reads it from data.n_classes); the
     # engine refuses a dataset with another count before the run folder is made.
     n_classes = 0

@@ -52,6 +52,8 @@ ENGINE_PARAMS = (
                "step)", min=1, max=10000),
     HyperParam("train_images", "int", 0, "train on this many images of the training split (0: all), the same "
                "fixed subset in every run: the small-data regime", min=0, max=100_000_000),
+    HyperParam("direction", "str", "AtoB", "image-to-image datasets: translate A to B, or B to A (the two sides "
+               "swapped)", choices=("AtoB", "BtoA")),
     HyperParam("sync_bn", "bool", False, "under torchrun on CUDA: BatchNorm statistics over the whole job's "
                "batch (SyncBatchNorm) rather than each GPU's share"),
 )

@@ -70,6 +70,7 @@ def main(args) -> int:
     from workbench.engine.samples import generate
     from workbench.host.manager import load_plugins
     from workbench.host.registry import MetricSpec
+    from workbench.host.translation import is_translator
     from workbench.quality.evaluate import Evaluator
     from workbench.rundir.config import RunConfig
     from workbench.rundir.events import EventLog
@@ -78,6 +79,9 @@ def main(args) -> int:
     for error in plugins.errors:
         print(f"warning: {error}", file=sys.stderr)
     model, checkpoint = load_model(path, plugins, args.device, raw=args.raw)
+    if is_translator(model):
+        raise GanbenchError(f'Model "{checkpoint.meta["model"]}" translates images, and eval draws from noise; its '
+                            f"held-out metrics are among its training metrics (ganbench runs --json).")
     device = next(next(iter(model.networks.values())).parameters()).device
     config = RunConfig.from_dict(checkpoint.meta["config"])
     evaluator = Evaluator(plugins, config, int(checkpoint.meta["image_shape"][-1]), device, args.metric or None)

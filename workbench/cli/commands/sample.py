@@ -28,18 +28,24 @@ def add_arguments(parser) -> None:
                         "(for a run trained with ema_kimg > 0)")
     parser.add_argument("--class", dest="class_name", metavar="NAME_OR_INDEX",
                         help="a conditional model draws only this class (default: one row per class)")
+    parser.add_argument("--input", metavar="IMAGE_OR_FOLDER",
+                        help="an image-to-image model (pix2pix, cyclegan) translates this image, or every image "
+                             "of this folder, resized to its size; -o is then the output PNG or folder")
 
 
 def main(args) -> int:
     from workbench.engine.inference import draw_from, load_model
     from workbench.engine.samples import save_grid
     from workbench.host.manager import load_plugins
+    from workbench.host.translation import is_translator
     from workbench.modeling.model import needs_labels
 
     if not 1 <= args.n <= MAX_IMAGES:
         raise GanbenchError(f"-n must be between 1 and {MAX_IMAGES:,}; got {args.n:,}.")
     model, checkpoint = load_model(Path(args.checkpoint), load_plugins(), args.device, raw=args.raw)
     output = Path(args.output)
+    if is_translator(model) or args.input is not None:
+        return translate_input(model, checkpoint, args.input, output)
     try:
         if args.class_name is None and not needs_labels(model):
             write_grid(model, tuple(checkpoint.meta["image_shape"]), args.n, args.seed, output)
@@ -54,6 +60,25 @@ def main(args) -> int:
         print(f"wrote {count} samples of class {drawn.rows[0]} to {output}")
     else:
         print(f"wrote {count} samples to {output}, one row per class: {', '.join(drawn.rows)}")
+    return 0
+
+
+def translate_input(model, checkpoint, source: str | None, output: Path) -> int:
+    """``--input``: translate the user's images with an image-to-image model; refuse any other model."""
+    from workbench.engine.translation import translate_files
+    from workbench.host.translation import is_translator
+
+    name = checkpoint.meta["model"]
+    if not is_translator(model):
+        raise GanbenchError(f'Model "{name}" draws images from noise; --input needs an image-to-image model '
+                            f"(pix2pix, cyclegan).")
+    if source is None:
+        raise GanbenchError(f'Model "{name}" translates images; give them with --input IMAGE_OR_FOLDER.')
+    try:
+        written = translate_files(model, tuple(checkpoint.meta["image_shape"]), Path(source), output)
+    except OSError as exc:
+        raise GanbenchError(f"Cannot write {exc.filename or output}: {exc.strerror or exc}.") from None
+    print(f"translated {len(written)} image{'s' if len(written) != 1 else ''} from {source} into {output}")
     return 0
 
 
