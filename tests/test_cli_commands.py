@@ -162,6 +162,7 @@ def test_plugins_lists_the_metrics_with_direction_default_and_availability(cli, 
     assert data["eclipse"]["unavailable"] == "its available() raised RuntimeError: no moon tonight."
 
 
+@pytest.mark.slow
 def test_config_file_repeats_a_run_and_trains_a_prepared_folder(cli, tiny_mnist, tmp_path):
     first = cli("run", "-p", "mlp_gan", "--dataset", "mnist", "--data-root", str(tiny_mnist), "--steps", "4",
                 "--lr", "0.001", "--name", "first", *TINY)

@@ -167,6 +167,7 @@ def test_a_class_count_that_does_not_match_is_refused_before_a_folder(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_labelled_folder_trains_cgan_and_sample_draws_one_class(cli, tmp_path, labelled_folder):
     env = {"GANBENCH_CACHE": str(tmp_path / "c")}
     done = cli("run", "--plugin", "cgan", "--dataset", "folder", "--data-root", str(labelled_folder), "--steps", "3",

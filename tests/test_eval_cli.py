@@ -15,6 +15,8 @@ from workbench.engine.inference import load_model
 from workbench.quality.history import eval_events, latest_metrics
 from workbench.rundir.directory import RunDir
 
+pytestmark = pytest.mark.slow  # end-to-end processes: `pytest -m slow` (CI runs it)
+
 TRAINED_STEPS = 300
 
 

@@ -13,6 +13,8 @@ from inception_standin import save_standin
 
 from workbench.quality.history import eval_events
 
+pytestmark = pytest.mark.slow  # end-to-end processes: `pytest -m slow` (CI runs it)
+
 STEPS = 20
 
 

@@ -183,6 +183,7 @@ def _evaluator(plugins, root: Path, metrics, side: int = 28) -> Evaluator:
     return Evaluator(plugins, config, side, torch.device("cpu"), metrics)
 
 
+@pytest.mark.slow
 def test_reference_statistics_are_computed_once_and_read_back(plugins, tiny_mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(det.ENV_PATH, str(save_standin(tmp_path / "standin.pt")))

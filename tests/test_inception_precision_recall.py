@@ -79,6 +79,7 @@ def _evaluator(plugins, root: Path, metrics) -> Evaluator:
 ALL = ["fid", "kid", "inception_precision", "inception_recall"]
 
 
+@pytest.mark.slow
 def test_one_detector_pass_for_all_four_and_the_radii_cached_beside_the_statistics(plugins, tiny_mnist, tmp_path,
                                                                                     monkeypatch):
     monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))

@@ -134,6 +134,7 @@ def events_of(run_dir: Path, kind: str) -> list[dict]:
     return [e for e in read_events(run_dir / "events.jsonl")[0] if e["type"] == kind]
 
 
+@pytest.mark.slow
 def test_64px_labelled_folder_trains_resumes_exactly_and_samples_on_the_cpu(tmp_path):
     folder = write_pngs(tmp_path / "images")
     common = ["run", "-p", "r3gan", "--dataset", "folder-xflip", "--data-root", str(folder), "--set", "image_size=64",

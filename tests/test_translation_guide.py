@@ -15,8 +15,8 @@ from tests.translation_folders import pix2pix_folder
 from workbench.engine.inference import load_model
 from workbench.engine.run import prepare_run
 from workbench.engine.translation import translate_files
+from workbench.host.configure import build_config
 from workbench.host.manager import load_plugins
-from workbench.rundir.config import build_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 GUIDE = (Path(__file__).resolve().parent.parent / "docs" / "models.md").read_text(encoding="utf-8")

@@ -67,6 +67,7 @@ def test_a_resumed_run_ends_bit_for_bit_where_the_uninterrupted_run_ends(model, 
     assert grid.size == (3 * 34 + 2, 3 * 34 + 2)  # three inputs a row, three rows: one group
 
 
+@pytest.mark.slow
 def test_sample_input_translates_every_image_of_a_folder_without_the_dataset(folders, tmp_path, fashion_images):
     from tests.translation_folders import write_png
 
@@ -94,6 +95,7 @@ def test_sample_input_translates_every_image_of_a_folder_without_the_dataset(fol
     assert missing.returncode != 0 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
 
 
+@pytest.mark.slow
 def test_a_two_process_torchrun_job_trains_pix2pix_and_cyclegan(folders, tmp_path):
     """Each rank takes its share of every batch with its own sources (or its partners in domain B); rank 0
     alone writes. (Not compared with one process: pix2pix's dropout draws from each rank's own seed.)"""

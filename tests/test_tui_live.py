@@ -24,6 +24,8 @@ from workbench.tui.screens.sample import SampleScreen
 from workbench.tui.widgets.metric_line import MetricLine
 from workbench.tui.widgets.sample_image import SampleImage
 
+pytestmark = pytest.mark.slow  # end-to-end processes: `pytest -m slow` (CI runs it)
+
 
 @pytest.fixture(autouse=True)
 def one_thread_per_run(monkeypatch):
