@@ -41,9 +41,9 @@ def test_a_claimed_trial_is_refused_to_another_driver_until_the_first_dies_even_
         holder.kill()
 
 
-DRIVER = ("import subprocess, sys; from workbench.sweep.trials import _die_with_driver; import os; "
+DRIVER = ("import subprocess, sys; from workbench.rundir.process import _die_with; import os; "
           "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], "
-          "preexec_fn=_die_with_driver(os.getpid())); print(child.pid, flush=True); child.wait()")
+          "preexec_fn=_die_with(os.getpid())); print(child.pid, flush=True); child.wait()")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
