@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.translation_folders import cyclegan_folder, pix2pix_folder
+from translation_folders import cyclegan_folder, pix2pix_folder
 from workbench.data.device import DeviceImages
 from workbench.data.translation_folders import folder_layout
 from workbench.host.registry import DataRequest
@@ -56,7 +56,7 @@ def test_direction_b_to_a_swaps_the_two_sides(plugins, tmp_path, fashion_images)
 
 
 def test_a_plain_folder_stays_a_plain_folder(plugins, tmp_path, fashion_images):
-    from tests.translation_folders import write_png
+    from translation_folders import write_png
 
     for i in range(3):
         write_png(fashion_images[i], tmp_path / "plain" / f"{i}.png")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.translation_folders import pix2pix_folder
+from translation_folders import pix2pix_folder
 from workbench.engine.inference import load_model
 from workbench.engine.run import prepare_run
 from workbench.engine.translation import translate_files

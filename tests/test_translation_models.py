@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import run_cli
-from tests.translation_folders import cyclegan_folder, pix2pix_folder
+from conftest import run_cli
+from translation_folders import cyclegan_folder, pix2pix_folder
 from workbench.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -69,7 +69,7 @@ def test_a_resumed_run_ends_bit_for_bit_where_the_uninterrupted_run_ends(model, 
 
 @pytest.mark.slow
 def test_sample_input_translates_every_image_of_a_folder_without_the_dataset(folders, tmp_path, fashion_images):
-    from tests.translation_folders import write_png
+    from translation_folders import write_png
 
     done = run_cli("run", "--plugin", "pix2pix", "--data-root", str(folders["pix2pix"]), *SMALL["pix2pix"], *COMMON,
                    "--steps", "2", "--name", "p", cwd=tmp_path)
