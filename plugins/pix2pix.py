@@ -28,6 +28,7 @@ def psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class Pix2Pix(GanModel):
     batch_fields = ("source",)
     metric_keys = ("l1", "val_l1", "val_psnr")
+    higher_is_better = ("val_psnr",)
     d_sees_images = False  # D judges (image, source) pairs: an augmentation made for single images has no place
     ema_network = "generator"
 

@@ -119,3 +119,30 @@ def test_a_two_process_torchrun_job_trains_pix2pix_and_cyclegan(folders, tmp_pat
         assert "fixed/source" in checkpoint
         if model == "cyclegan":
             assert checkpoint["state/fake_b_buffer/count"].item() == 3
+
+
+@pytest.mark.slow
+def test_a_sweep_of_each_translator_is_compared_by_its_declared_metric_and_logged_to_tensorboard(folders, tmp_path):
+    """The experiment features on image-to-image models: a two-point sweep (real trial processes), ``compare``
+    ranking it by a declared metric (pix2pix's val_l1, CycleGAN's fd_b), and TensorBoard's scalars of it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for model, metric in (("pix2pix", "val_l1"), ("cyclegan", "fd_b")):
+        swept = run_cli("sweep", "-p", model, "--data-root", str(folders[model]), *SMALL[model], *COMMON,
+                        "--set", "lr=1e-4,2e-4", "--steps", "4", "--device", "cpu", "--name", model,
+                        "--set", "eval_every=0", cwd=tmp_path, timeout=600)
+        assert swept.returncode == 0, swept.stderr[-2000:]
+        compared = run_cli("compare", f"runs/{model}", "--metric", metric, "--json", cwd=tmp_path)
+        assert compared.returncode == 0, compared.stderr
+        report = json.loads(compared.stdout)
+        assert report["metric"] == metric and report["lower_is_better"] is True
+        assert [s.get("rank") for s in report["settings"]] == [1, 2], report["unranked_reason"]
+        assert report["settings"][0]["mean_last"] <= report["settings"][1]["mean_last"]
+        if model == "pix2pix":  # declared higher-is-better: ranked highest first
+            psnr = json.loads(run_cli("compare", "runs/pix2pix", "--metric", "val_psnr", "--json", cwd=tmp_path).stdout)
+            assert psnr["lower_is_better"] is False
+            assert psnr["settings"][0]["mean_last"] >= psnr["settings"][1]["mean_last"]
+        for trial in (tmp_path / "runs" / model).glob("t*"):
+            board = EventAccumulator(str(trial / "tensorboard"), size_guidance={"scalars": 0})
+            board.Reload()
+            assert f"train/{metric}" in board.Tags()["scalars"], board.Tags()["scalars"]

@@ -151,9 +151,9 @@ class Run(RunOutputs):
                       config=self.config.to_dict(), resumed_from=self.resumed_from,
                       previous_status=self.previous_status, classes=list(self.classes),
                       conditional=needs_labels(self.model), grid_rows=self._grid_rows(),
-                      metric_keys=list(self.metric_keys), images_seen=self.images_seen,
-                      total_kimg=round(self.total_steps * self.data.global_batch_size / 1000, 3),
-                      **self._job_fields())
+                      metric_keys=list(self.metric_keys), higher_is_better=list(self.model.higher_is_better),
+                      images_seen=self.images_seen, **self._job_fields(),
+                      total_kimg=round(self.total_steps * self.data.global_batch_size / 1000, 3))
             rows_note = grid_rows_note(self.classes) if needs_labels(self.model) else None
             for warning in self.resume_warnings + [w for w in (self.graphs_warning, rows_note) if w]:
                 self.emit("warning", message=warning)

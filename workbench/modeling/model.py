@@ -122,8 +122,10 @@ class GanModel:
     # engine refuses a dataset with another count before the run folder is made.
     n_classes = 0
     # Metrics train_step returns besides the four (METRIC_KEYS), as scalar tensors: they reach the metrics
-    # events, `ganbench runs --json`, TensorBoard, the workbench and sweeps.
+    # events, `ganbench runs --json`, TensorBoard, the workbench and sweeps; `ganbench compare --metric KEY` ranks
+    # runs by one, lowest first unless it is named in higher_is_better (a PSNR, an accuracy).
     metric_keys: tuple[str, ...] = ()
+    higher_is_better: tuple[str, ...] = ()
     # The network the engine's generator EMA averages (`--set ema_kimg=K`); None: none to average.
     ema_network: str | None = "generator"
     # False for a model whose D judges something else than images (AAE's latent codes): no augmentation then.

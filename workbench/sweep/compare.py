@@ -14,6 +14,7 @@ from typing import Any
 
 from workbench.quality.history import eval_events
 from workbench.rundir.directory import RunDir
+from workbench.rundir.events import iter_events
 from workbench.sweep.manifest import Sweep
 from workbench.sweep.space import format_value
 
@@ -52,12 +53,29 @@ def _flat(config: dict) -> dict[str, Any]:
 
 
 def _curve(run: RunDir, metric: str) -> list[tuple[int, float]]:
+    """The run's values of ``metric`` by step: from its ``eval`` events, else (a metric the model declares, such as
+    pix2pix's val_l1) from its ``metrics`` events."""
     by_step: dict[int, float] = {}
     for event in eval_events(run.events):
         value = event["metrics"].get(metric)
         if isinstance(event.get("step"), int) and isinstance(value, (int, float)):
             by_step[event["step"]] = float(value)  # a later evaluation of the same step wins
+    if not by_step and run.events.is_file():
+        for event in iter_events(run.events):
+            value = event.get(metric) if event.get("type") == "metrics" else None
+            if isinstance(event.get("step"), int) and isinstance(value, (int, float)):
+                by_step[event["step"]] = float(value)
     return sorted(by_step.items())
+
+
+def declared_direction(runs: list[RunDir], metric: str) -> bool | None:
+    """Whether lower is better for ``metric`` if the runs' model declares it (``metric_keys``), else None."""
+    for run in runs:
+        start = next((e for e in iter_events(run.events) if e.get("type") == "run_start"), None) \
+            if run.events.is_file() else None
+        if start and metric in (start.get("metric_keys") or []):
+            return metric not in (start.get("higher_is_better") or [])
+    return None
 
 
 def _value_at(curve: list[tuple[int, float]], step: int) -> float | None:

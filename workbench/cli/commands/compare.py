@@ -13,14 +13,14 @@ HELP = "compare a sweep's settings, or any runs, by a quality metric (mean ± st
 
 def add_arguments(parser) -> None:
     parser.add_argument("paths", nargs="+", metavar="SWEEP_DIR | RUN_DIR", help="a sweep folder, or run directories")
-    parser.add_argument("--metric", help="the quality metric (default: the sweep's objective, else fd)")
+    parser.add_argument("--metric", help="the quality metric, or a metric the model declares such as val_l1 (default: the sweep's objective, else fd)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--out", metavar="DIR", help="also write curves.png and contact-sheet.png into DIR")
 
 
 def main(args) -> int:
     from workbench.rundir.directory import RunDir
-    from workbench.sweep.compare import compare_runs, format_table, sweep_runs, sweep_statuses
+    from workbench.sweep.compare import compare_runs, declared_direction, format_table, sweep_runs, sweep_statuses
     from workbench.sweep.manifest import Sweep, is_sweep
 
     runs, statuses, metric, lower = [], {}, args.metric, None
@@ -39,6 +39,8 @@ def main(args) -> int:
             raise ConfigError(f"{path} is neither a sweep folder nor a run directory (it has no sweep.json or "
                               f"config.json).")
     metric = metric or "fd"
+    if lower is None:
+        lower = declared_direction(runs, metric)  # a metric the model declares (val_l1), or None
     if lower is None:
         from workbench.host.manager import load_plugins
 
