@@ -256,13 +256,16 @@ def test_a_one_process_checkpoint_resumes_on_two_ranks_and_a_stop_request_stops_
 
 
 def test_a_batch_that_does_not_divide_among_the_processes_is_one_sentence_and_no_run(job):
-    launcher = job.single("-p", "image_noise", *SMALL, "--nproc-per-node", "2", "--batch-size", "31", "--steps", "3",
-                          "--name", "odd")
-    out, err = finish(launcher)
-    assert launcher.returncode == 2
-    assert err.strip() == ("ganbench: error: The batch size 31 does not divide among 2 processes; choose a "
-                           "multiple of 2.")
-    assert not (job.runs / "odd").exists()
+    """Five times: the ranks leave the job together when rank 0 refuses, so the exit code is rank 0's every time
+    (a rank 0 leaving its process group undestroyed aborted at exit one time in four: 134)."""
+    for _ in range(5):
+        launcher = job.single("-p", "image_noise", *SMALL, "--nproc-per-node", "2", "--batch-size", "31",
+                              "--steps", "3", "--name", "odd")
+        out, err = finish(launcher)
+        assert launcher.returncode == 2, err
+        assert err.strip() == ("ganbench: error: The batch size 31 does not divide among 2 processes; choose a "
+                               "multiple of 2.")
+        assert not (job.runs / "odd").exists()
 
 
 def test_a_one_process_run_with_ema_and_ada_resumes_on_two_ranks_keeping_both(job):

@@ -57,9 +57,12 @@ def main(args) -> int:
         control, run = _prepare(args, ranks)
     except Interrupted as exc:  # before training began: no checkpoint to write, nothing to record
         return _interrupted_before_training(args, exc.signum)
-    if run is None:  # rank 0 could not prepare the run and said why
-        leave_job(ranks)
-        return 2
+    except GanbenchError:  # rank 0 refused the run: leave the job with the others (they wait for it in
+        leave_job(ranks)   # leave_job), so no collective thread outlives the process group at exit
+        raise
+    if run is None:  # rank 0 could not prepare the run and said why; its exit code is the job's, so this one
+        leave_job(ranks)  # ends cleanly: a failing rank 1 would have the agent stop rank 0 before it reports
+        return 0
     if ranks.leader:
         control.requests = run.dir.requests
         run.listeners.append(make_progress(sys.stdout))
