@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.base.errors import ConfigError
-from workbench.data.fields import field_source
+from workbench.data.fields import field_source, to_float
 from workbench.host.translation import IMAGE_FIELDS
 
 _RESIZE_CHUNK = 4096
@@ -84,7 +84,7 @@ class DeviceImages:
 
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         """The images at ``idx`` as float in [-1, 1], in the model's memory format (all on the device)."""
-        return self.images[idx].to(memory_format=self.memory_format).float().mul_(2 / 255).sub_(1)
+        return to_float(self.images[idx], self.memory_format)
 
     def fields(self, idx: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
         """The batch fields ``names`` (a model's ``batch_fields``) at ``idx``, as keywords for ``train_step``."""

@@ -17,7 +17,7 @@ _DOMAIN_SALT = 7_919  # B's permutations are drawn from other seeds than A's
 
 
 def to_float(images: torch.Tensor, memory_format) -> torch.Tensor:
-    """uint8 images as float in [-1, 1], in ``memory_format`` (as ``DeviceImages.take``)."""
+    """uint8 images as float in [-1, 1], in ``memory_format``: what every batch, field and input is trained on."""
     return images.to(memory_format=memory_format).float().mul_(2 / 255).sub_(1)
 
 

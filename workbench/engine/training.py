@@ -165,10 +165,12 @@ class Run(RunOutputs):
 
     def _discard_unstarted(self) -> None:
         """Remove what ``_start`` wrote (state, events, the end reserve) and then the folder it was made in."""
-        for path in (self.dir.events, self.dir.state, self.dir.path / ".end-reserve"):
+        self.free_end_reserve()
+        for path in (self.dir.events, self.dir.state):
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
         discard_unstarted(self.dir)
+
     def _grid_rows(self) -> list[str]:
         if self.fixed_inputs:
             return translation_rows(self.model, self.fixed_inputs, self.config.engine["sample_count"])

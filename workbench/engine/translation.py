@@ -99,7 +99,7 @@ def read_inputs(path: Path, side: int, channels: int) -> tuple[list[Path], torch
     kept = [(file, image) for file, image in decoded if image is not None]
     if not kept:
         raise DataError(f"None of the {len(files)} files given with --input ({path}) could be read as an image.")
-    return [file for file, _ in kept], torch.stack([image for _, image in kept]).float().mul_(2 / 255).sub_(1)
+    return [file for file, _ in kept], to_float(torch.stack([image for _, image in kept]), torch.contiguous_format)
 
 
 def translate_files(model, image_shape, path: Path, output: Path, chunk: int = 256) -> list[Path]:

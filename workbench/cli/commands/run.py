@@ -57,9 +57,6 @@ def main(args) -> int:
         control, run = _prepare(args, ranks)
     except Interrupted as exc:  # before training began: no checkpoint to write, nothing to record
         return _interrupted_before_training(args, exc.signum)
-    except GanbenchError:  # rank 0 refused the run: leave the job with the others (they wait for it in
-        leave_job(ranks)   # leave_job), so no collective thread outlives the process group at exit
-        raise
     if run is None:  # rank 0 could not prepare the run and said why; its exit code is the job's, so this one
         leave_job(ranks)  # ends cleanly: a failing rank 1 would have the agent stop rank 0 before it reports
         return 0
@@ -113,6 +110,7 @@ def _unrecorded_sentence(run) -> str:
 def _prepare(args, ranks):
     """Load the plugins and build the run; rank 0 (or the only process) from the flags, the others from rank 0.
     Returns the run's control and the run (None on a rank whose rank 0 gave up)."""
+    from workbench.engine.distributed import leave_job
     from workbench.engine.run import follow_job, lead_job, refuse_job
     from workbench.host.manager import load_plugins
     from workbench.quality.periodic import PeriodicEvaluation
@@ -122,13 +120,14 @@ def _prepare(args, ranks):
     for error in plugins.errors:
         if ranks.leader:
             print(f"warning: {error}", file=sys.stderr)
-    control = RunControl()
+    control, evaluate = RunControl(), PeriodicEvaluation()  # the run's evaluations, handed to the engine
     if not ranks.leader:
-        return control, follow_job(plugins, control, ranks, PeriodicEvaluation())
+        return control, follow_job(plugins, control, ranks, evaluate)
     try:
-        run = _prepare_leader(args, plugins, control, ranks)
+        run = _prepare_leader(args, plugins, control, ranks, evaluate)
     except BaseException:
-        refuse_job(ranks)
+        refuse_job(ranks)  # the others learn that rank 0 gave up, and all leave the job together: no rank exits
+        leave_job(ranks)   # with its process group alive (its threads abort the process at exit)
         raise
     lead_job(run)
     return control, run
@@ -147,11 +146,10 @@ def _launch(args) -> int:
     return run_under_torchrun(nproc, without_flag(args.argv[args.argv.index("run") + 1:]))
 
 
-def _prepare_leader(args, plugins, control, ranks):
-    """Rank 0 (or the only process): the run the flags ask for, prepared."""
+def _prepare_leader(args, plugins, control, ranks, evaluate):
+    """Rank 0 (or the only process): the run the flags ask for, prepared, with ``evaluate`` its evaluations."""
     from workbench.engine.run import prepare_run
     from workbench.host.configure import build_config
-    from workbench.quality.periodic import PeriodicEvaluation
 
     if args.resume:
         own = [flag for flag, given in (("--plugin", args.plugin), ("--dataset", args.dataset), ("--loss", args.loss),
@@ -165,18 +163,16 @@ def _prepare_leader(args, plugins, control, ranks):
                      "data_root": args.data_root,
                      "download": True if args.download else None}
         return prepare_run(None, plugins, resume=Path(args.resume), control=control, ranks=ranks,
-                           overrides={k: v for k, v in overrides.items() if v is not None},
-                           evaluate=PeriodicEvaluation())
+                           overrides={k: v for k, v in overrides.items() if v is not None}, evaluate=evaluate)
     if args.config:
         config, prepared = config_from_launch_file(plugins.registry, Path(args.config), args)
         args.prepared_folder = prepared  # made by a launcher: an interrupted start leaves it to the launcher
-        return prepare_run(config, plugins, control=control, in_folder=prepared, ranks=ranks,
-                           evaluate=PeriodicEvaluation())
+        return prepare_run(config, plugins, control=control, in_folder=prepared, ranks=ranks, evaluate=evaluate)
     if not args.plugin:
         raise GanbenchError("Name the model with --plugin (see `ganbench plugins` for the choices).")
     config = build_config(plugins.registry, args.plugin, dataset=args.dataset, loss=args.loss,
                           sets=_sets(args), **_fields(args))
-    return prepare_run(config, plugins, control=control, ranks=ranks, evaluate=PeriodicEvaluation())
+    return prepare_run(config, plugins, control=control, ranks=ranks, evaluate=evaluate)
 
 
 def _abandon(run, created: bool) -> None:
