@@ -114,8 +114,10 @@ def test_our_pipeline_around_the_bare_network_equals_nvlabs_forward(tmp_path):
     assert not bare.nvlabs_format and nvlabs.nvlabs_format
     images = torch.randint(0, 256, (70, 1, 28, 28), dtype=torch.uint8)
     ours, theirs = bare.features(images), nvlabs.features(images)
-    assert ours.shape == (70, 2048) and bare.calls == 2  # batches of 64
+    assert ours.shape == (70, 2048) and bare.images == 70
     assert torch.allclose(ours, theirs, atol=1e-6)
+    # neither the batch nor the memory layout changes the features (NVlabs feeds 64 at a time, contiguous)
+    assert torch.allclose(ours, bare.features(images, batch_size=64, channels_last=False), atol=1e-6)
     assert torch.allclose(ours, bare.features(images.repeat(1, 3, 1, 1)))  # grey is repeated to RGB
     with pytest.raises(TypeError, match="uint8"):
         bare.features(images.float())
@@ -190,7 +192,7 @@ def test_reference_statistics_are_computed_once_and_read_back(plugins, tiny_mnis
     fake = torch.randint(0, 256, (100, 1, 28, 28), dtype=torch.uint8)
     first = _evaluator(plugins, tiny_mnist, ["fid", "kid"])
     one = first.evaluate(fake)
-    assert first.cache["inception.detector"].calls == 8 + 2  # 512 training images and 100 generated, by 64
+    assert first.cache["inception.detector"].images == 512 + 100  # training and generated
     assert not one.errors, one.errors
     assert one.protocols == {"fid": "fid100_full", "kid": "kid100_full"}
     assert any("all 512 training images" in note for note in one.notes)
@@ -198,7 +200,7 @@ def test_reference_statistics_are_computed_once_and_read_back(plugins, tiny_mnis
     assert len(cached) == 1
     second = _evaluator(plugins, tiny_mnist, ["fid", "kid"])
     two = second.evaluate(fake)
-    assert second.cache["inception.detector"].calls == 2  # the generated side only
+    assert second.cache["inception.detector"].images == 100  # the generated side only
     assert two.metrics["fid"] == pytest.approx(one.metrics["fid"], abs=1e-6)
     assert two.metrics["kid"] == pytest.approx(one.metrics["kid"], abs=1e-9)
     assert any("read from" in note for note in two.notes)
@@ -246,3 +248,6 @@ def test_the_real_detector_file(tmp_path):
     features = inception.features(images)
     assert features.shape == (3, 2048) and bool((features >= 0).all())
     assert torch.equal(features, inception.features(images))
+    # the CPU's feeding (batches of 8, channels-last) gives NVlabs' feeding's features (64, contiguous)
+    assert torch.allclose(features, inception.features(images, batch_size=64, channels_last=False), rtol=1e-5,
+                          atol=1e-5)

@@ -93,7 +93,7 @@ def test_one_detector_pass_for_all_four_and_the_radii_cached_beside_the_statisti
     assert paper_metrics.wanted(_evaluator(plugins, tiny_mnist, ["inception_recall"]))
     one = first.evaluate(fake)
     assert not one.errors, one.errors
-    assert first.cache["inception.detector"].calls == 8 + 2  # 512 training and 100 generated images by 64: once
+    assert first.cache["inception.detector"].images == 512 + 100  # training and generated images: once
     assert one.protocols["inception_precision"] == one.protocols["inception_recall"] == "pr100_3_full_inception"
     assert one.protocols["fid"] == "fid100_full"
     assert radii_computed == [512]
@@ -109,7 +109,7 @@ def test_one_detector_pass_for_all_four_and_the_radii_cached_beside_the_statisti
 
     second = _evaluator(plugins, tiny_mnist, ALL)
     two = second.evaluate(fake)
-    assert second.cache["inception.detector"].calls == 2  # the generated side only
+    assert second.cache["inception.detector"].images == 100  # the generated side only
     assert radii_computed == [512]  # the real radii were read back, not computed again
     assert two.metrics == pytest.approx(one.metrics, abs=1e-9)
     # a later evaluation in the same run reuses the radii kept in memory; held-out real images beat noise

@@ -53,6 +53,11 @@ def add_arguments(parser) -> None:
                              "sweep of two seeds one at a time (--parallel 1; its first trial is the same run, "
                              "under the driver) and two at a time (--parallel 2), and two runs started at once by "
                              "hand, each for --process-steps steps (--model: one workload, default mlp_gan)")
+    parser.add_argument("--inception", action="store_true",
+                        help="instead: the Inception detector behind fid and kid, fed as NVlabs feeds it (batches "
+                             "of 64) and as ganbench feeds it on this device, alternating; images/s, the ratio and "
+                             "how far the features differ (needs the detector file)")
+    parser.add_argument("--images", type=int, default=64, help="with --inception: images a side (default 64)")
 
 
 def main(args) -> int:
@@ -67,6 +72,8 @@ def main(args) -> int:
             raise GanbenchError(f"{flag} must be at least 1; got {value}.")
     if args.sweep:
         return _sweep_cost(args)
+    if args.inception:
+        return _inception(args)
     import torch
 
     from workbench.bench import report, whole_process
@@ -181,4 +188,23 @@ def _sweep_cost(args) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print("\n".join(sweep_cost.lines(summary)))
+    return 0
+
+
+def _inception(args) -> int:
+    """``--inception``: the detector's two feedings, alternating, in this process."""
+    import torch
+
+    from workbench.bench import inception
+    from workbench.engine.devices import cpu_name, describe_device, pick_device
+
+    if args.images < 8:
+        raise GanbenchError(f"--images must be at least 8; got {args.images}.")
+    progress = sys.stderr if args.json else sys.stdout
+    device = pick_device(args.device)
+    device_name = describe_device(device) + (f", {cpu_name()}" if device.type == "cpu" else "")
+    print(f"ganbench bench --inception on {device_name}, torch {torch.__version__}", file=progress, flush=True)
+    result = inception.measure(device, device_name, images=args.images, repeats=max(args.repeats, 2),
+                               seed=args.seed, report=lambda line: print(line, file=progress, flush=True))
+    print(json.dumps(result.to_dict(), indent=2) if args.json else "\n".join(result.lines()))
     return 0
