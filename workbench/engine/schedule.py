@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.data.device import DeviceImages
+    from workbench.rundir.config import RunConfig
+
+
+def total_steps(config: RunConfig, data: DeviceImages) -> int:
+    """The run's length in steps: ``--steps``, else ``--kimg`` thousand images of the whole job, else epochs."""
+    if config.steps:
+        return config.steps
+    if config.kimg:
+        return max(1, math.ceil(config.kimg * 1000 / data.global_batch_size))
+    return config.hyperparams["epochs"] * data.steps_per_epoch
 
 
 @dataclass
@@ -40,3 +55,18 @@ class LogClock:
 
     def due(self, step: int, now: float, window_full: bool) -> bool:
         return window_full or step % self.every == 0 or now - self.since_time >= self.seconds
+
+
+class TimeLimit:
+    """``time_limit``: minutes of training this process may take, the evaluations' seconds not counted."""
+
+    def __init__(self, minutes: float, now: float):
+        self.seconds, self.started, self.excluded, self.reached = minutes * 60, now, 0.0, False
+
+    def exclude(self, seconds: float) -> None:
+        self.excluded += seconds
+
+    def over(self, now: float) -> bool:
+        """True from the first step past the limit on (never without one)."""
+        self.reached = self.reached or (self.seconds > 0 and now - self.started - self.excluded >= self.seconds)
+        return self.reached
