@@ -9,7 +9,6 @@ in ``events.jsonl`` and ``state.json``.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import socket
 import time
@@ -30,7 +29,7 @@ from workbench.engine.emitter import EventFanOut, Listener
 from workbench.engine.graphs import GraphedStep, use_graphs
 from workbench.engine.outputs import RunOutputs
 from workbench.engine.samples import GridWriter
-from workbench.engine.schedule import Due, LogClock
+from workbench.engine.schedule import Due, LogClock, TimeLimit, total_steps
 from workbench.engine.services import Services
 from workbench.engine.state import averaged_weights
 from workbench.engine.translation import translation_rows
@@ -44,15 +43,6 @@ from workbench.rundir.events import Event, EventLog
 from workbench.rundir.lock import RunLock
 
 Evaluator = Callable[["Run"], float]  # computes quality metrics now, emits an ``eval`` event, returns its seconds
-
-
-def total_steps(config: RunConfig, data: DeviceImages) -> int:
-    """The run's length in steps: ``--steps``, else ``--kimg`` thousand images of the whole job, else epochs."""
-    if config.steps:
-        return config.steps
-    if config.kimg:
-        return max(1, math.ceil(config.kimg * 1000 / data.global_batch_size))
-    return config.hyperparams["epochs"] * data.steps_per_epoch
 
 
 class Run(RunOutputs):
@@ -214,6 +204,7 @@ class Run(RunOutputs):
         clock = self.lockstep or LogClock(engine["log_every"], engine["log_seconds"], self.step)
         control = self.lockstep or self.control
         guard = StepGuard(self.model, all_agree if self.lockstep else None) if engine["on_nan"] == "skip" else None
+        limit = TimeLimit(engine["time_limit"] if self.ranks.leader else 0, time.monotonic())  # shared by lockstep
         while self.step < self.total_steps:
             for idx in self.data.batch_indices(self.epoch, self.batch):
                 # (1) Train: both networks updated on this batch; its metrics stay on the device.
@@ -235,6 +226,8 @@ class Run(RunOutputs):
                 # (2) What is due now.
                 now = time.monotonic()
                 control.poll(now)
+                if not control.stop_requested and limit.over(now):
+                    control.request_stop("completed")
                 due = Due.after(self.step, self.total_steps, engine, control, self.evaluate is not None)
                 # Losses and weights are read, and found finite, before a grid or checkpoint is made from them.
                 if due.write or due.end or clock.due(self.step, now, window.full):
@@ -248,7 +241,9 @@ class Run(RunOutputs):
                     self.collect_samples()
                 if due.eval:
                     with batch_norm_on_this_rank(self.model), averaged_weights(self.model):  # from the EMA
-                        clock.since_time += self.evaluate(self)  # its seconds stay out of images/s
+                        seconds = self.evaluate(self)
+                        clock.since_time += seconds  # its seconds stay out of images/s and the time limit
+                        limit.exclude(seconds)
                 if due.checkpoint:
                     control.checkpoint_requested = False
                     self.collect_samples(wait=True)  # a grid the disk refused ends the run before a checkpoint
@@ -260,6 +255,8 @@ class Run(RunOutputs):
             if self.batch >= self.data.steps_per_epoch:
                 self.emit("epoch_end", epoch=self.epoch, step=self.step)
                 self.epoch, self.batch = self.epoch + 1, 0
+            if control.stop_requested and limit.reached:
+                return "completed", f"Completed {self.step} steps in the time limit ({engine['time_limit']:g} min)."
             if control.stop_requested:
                 return control.stop_reason, f"Stopped at step {self.step} of {self.total_steps}."
         return "completed", f"Completed {self.step} steps."

@@ -30,7 +30,7 @@ CONSOLE_LOG = "console.log"
 def trial_config(manifest: dict[str, Any], registry: Registry, name: str, point: dict[str, Any],
                  seed: int) -> RunConfig:
     """The run configuration of one trial: the sweep's base, the point's values, the seed, the sweep's folder."""
-    config = RunConfig.from_dict(manifest["base"])
+    config = RunConfig.from_dict((manifest.get("bases") or {}).get(point.get("model"), manifest["base"]))
     spec = registry.model(config.model)
     engine_keys = {p.name for p in ENGINE_PARAMS}
     for key, value in point.items():

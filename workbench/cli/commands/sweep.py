@@ -14,7 +14,8 @@ HELP = "run a model over lists or ranges of settings and several seeds (a grid o
 def add_arguments(parser) -> None:
     parser.description = (HELP + ". Every option of `ganbench run` applies to each trial; `--set KEY=V1,V2` "
                           "varies a setting, `--set KEY=lo..hi[:log]` searches a range (with --trials).")
-    parser.add_argument("--plugin", "-p", help="the model plugin, e.g. mlp_gan, dcgan, aae")
+    parser.add_argument("--plugin", "-p", help="the model plugin, e.g. mlp_gan, dcgan, aae; several (dcgan,r3gan) "
+                                               "train each on the same seeds, --set MODEL:KEY=V for one alone")
     parser.add_argument("--dataset", "-d", help="the dataset plugin (default: the model's)")
     parser.add_argument("--loss", help="the loss plugin (default: the model's)")
     length = parser.add_mutually_exclusive_group()
