@@ -72,3 +72,22 @@ def test_two_models_alone_are_something_to_sweep_and_the_cli_refuses_in_one_sent
 def test_a_models_own_eval_every_0_is_kept_while_the_other_gets_the_default_schedule(plugins, tmp_path):
     bases = plan(plugins, tmp_path, "mlp_gan,dcgan", ["dcgan:eval_every=0"])["bases"]
     assert bases["dcgan"]["engine"]["eval_every"] == 0 and bases["mlp_gan"]["engine"]["eval_every"] == 100
+
+
+def test_compare_names_runs_of_two_models_by_the_model_and_what_varies_within_one(tmp_path, fashion_images):
+    """Runs of models with different settings (dcgan has ngf, mlp_gan has not) are ranked side by side."""
+    import json
+
+    from test_tui_helpers import write_recorded_run
+    from workbench.sweep.compare import compare_runs
+
+    runs = [write_recorded_run(tmp_path, "mlp", fashion_images, evals=True)]
+    for name, ngf in (("dc16", 16), ("dc32", 32)):
+        run = write_recorded_run(tmp_path, name, fashion_images, evals=True, model="dcgan")
+        config = json.loads(run.config.read_text())
+        config["hyperparams"].update(ngf=ngf, ndf=32)
+        run.config.write_text(json.dumps(config))
+        runs.append(run)
+    report = compare_runs(runs, "fd")
+    assert sorted(s["label"] for s in report["settings"]) == ["model=dcgan ngf=16", "model=dcgan ngf=32",
+                                                              "model=mlp_gan"]

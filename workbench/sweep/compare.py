@@ -130,13 +130,13 @@ def compare_runs(runs: list[RunDir], metric: str, lower_is_better: bool = True,
             "status": (statuses or {}).get(run.path.name) or run.status(), "curve": curve,
             "last_step": curve[-1][0] if curve else None, "last": curve[-1][1] if curve else None,
             "samples": _sample_steps(run)})
-    varying = _varying([json.loads(key) for key in groups])
+    varying = _label_keys([json.loads(key) for key in groups])
     ends = [r["last_step"] for g in groups.values() for r in g if r["last_step"] is not None]
     common = min(ends) if ends else None
     settings = []
     for key, members in groups.items():
         flat = json.loads(key)
-        point = {k: flat[k] for k in varying}
+        point = {k: flat[k] for k in varying if k in flat}  # a setting of one model is not another's
         for run in members:
             run["at_common"] = _value_at(run["curve"], common) if common is not None else None
         mean_last, std_last = _stats([r["last"] for r in members if r["last"] is not None])
@@ -164,11 +164,23 @@ def compare_runs(runs: list[RunDir], metric: str, lower_is_better: bool = True,
 
 
 def _varying(flats: list[dict]) -> list[str]:
-    keys = []
-    for key in flats[0] if flats else ():
-        if any(json.dumps(f.get(key), default=str) != json.dumps(flats[0].get(key), default=str) for f in flats):
-            keys.append(key)
-    return keys
+    """The settings whose values differ between the runs (a setting some runs lack differs too)."""
+    keys = list(dict.fromkeys(key for flat in flats for key in flat))
+    return [key for key in keys
+            if any(json.dumps(f.get(key), default=str) != json.dumps(flats[0].get(key), default=str) for f in flats)]
+
+
+def _label_keys(flats: list[dict]) -> list[str]:
+    """What names a setting: the varying settings; between models, the model and what varies within one model
+    (the models' own defaults, which differ anyway, would only lengthen every label)."""
+    varying = _varying(flats)
+    if "model" not in varying:
+        return varying
+    models: dict[str, list[dict]] = {}
+    for flat in flats:
+        models.setdefault(flat["model"], []).append(flat)
+    within = {key for group in models.values() for key in _varying(group)}
+    return ["model"] + [key for key in varying if key in within]
 
 
 def _pm(mean: float | None, std: float | None) -> str:
