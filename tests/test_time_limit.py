@@ -32,3 +32,20 @@ def test_a_run_ends_completed_at_its_time_limit_with_a_checkpoint_of_its_last_st
     assert json.loads((root / "state.json").read_text())["status"] == "completed"
     with safe_open(str(root / "checkpoints" / "latest.safetensors"), "pt") as handle:
         assert json.loads(handle.metadata()["ganbench"])["step"] == end["step"]
+
+
+def test_a_pause_does_not_use_up_the_time_limit(plugins, tmp_path, tiny_mnist):
+    """A run limited to 3 s of training and paused for about 4 s: it still trains its 3 s."""
+    import threading
+
+    from workbench.rundir.control import send_request
+
+    run = prepare_run(config_for(plugins, tmp_path, tiny_mnist, steps=10**7, sets=["time_limit=0.05"]), plugins)
+    send_request(run.dir.path, "pause")  # read at the first step
+    threading.Timer(4.0, send_request, (run.dir.path, "resume")).start()
+    assert run.train() == "completed"
+    when = {e["type"]: e["time"] for e in read_events(run.dir.path / "events.jsonl")[0]}
+    paused = when["resumed"] - when["paused"]
+    assert paused > 2.0
+    # counted as training, the pause would have ended the run at its first step after the resume (~1.5 s)
+    assert when["run_end"] - when["run_start"] - paused >= 2.85

@@ -93,8 +93,7 @@ class Run(RunOutputs):
         self.graphed, self.graphs_warning = graphs_in_job(self.graphed, ranks)
 
     def _services_vary(self) -> bool:
-        model = self.model
-        return self.services.active or bool(model.metric_keys) or model.precision is not None
+        return self.services.active or bool(self.model.metric_keys) or self.model.precision is not None
 
     @property
     def log(self) -> EventLog | None:
@@ -249,7 +248,7 @@ class Run(RunOutputs):
                     self.collect_samples(wait=True)  # a grid the disk refused ends the run before a checkpoint
                     self.save_checkpoint()
                 if control.paused:
-                    self._wait_while_paused(control)
+                    limit.exclude(self._wait_while_paused(control))  # a pause is not training time
                 if due.end or control.stop_requested:
                     break
             if self.batch >= self.data.steps_per_epoch:
@@ -321,7 +320,9 @@ class Run(RunOutputs):
                     f"{self.checkpoint_note()} (--set on_nan=skip skips such steps instead).")
         return None
 
-    def _wait_while_paused(self, control) -> None:
+    def _wait_while_paused(self, control) -> float:
+        """Wait for a resume or a stop; returns the seconds waited."""
+        started = time.monotonic()
         self.emit("paused", step=self.step)
         self.dir.write_state(status="paused", step=self.step)
         while control.paused and not control.stop_requested:
@@ -331,6 +332,7 @@ class Run(RunOutputs):
                 self.lockstep.exchange_requests(self.step)
         self.dir.write_state(status="running", step=self.step)
         self.emit("resumed", step=self.step)
+        return time.monotonic() - started
 
     # -- the end ------------------------------------------------------------
     def _end(self, reason: str, message: str, interrupted: bool = False) -> str:

@@ -52,8 +52,9 @@ ENGINE_PARAMS = (
                "step)", min=1, max=10000),
     HyperParam("train_images", "int", 0, "train on this many images of the training split (0: all), the same "
                "fixed subset in every run: the small-data regime", min=0, max=100_000_000),
-    HyperParam("time_limit", "float", 0.0, "stop after this many minutes of training (evaluations not counted) "
-               "with a checkpoint, as completed: runs and sweep trials of equal wall time (0: no limit)",
+    HyperParam("time_limit", "float", 0.0, "stop after this many minutes of training by this process (pauses and "
+               "evaluations not counted) with a checkpoint, as completed: runs and sweep trials of equal wall time "
+               "(0: no limit)",
                min=0.0, max=1e7),
     HyperParam("direction", "str", "AtoB", "image-to-image datasets: translate A to B, or B to A (the two sides "
                "swapped)", choices=("AtoB", "BtoA")),
