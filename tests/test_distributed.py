@@ -255,6 +255,20 @@ def test_a_one_process_checkpoint_resumes_on_two_ranks_and_a_stop_request_stops_
     assert events_of(run_dir, "run_start")[-1]["step"] == 6
 
 
+def test_a_time_limit_ends_both_ranks_together_at_one_step_as_completed(job):
+    """Rank 0's clock decides (3 s of training); its stop reaches rank 1 at the next sync, at the same step."""
+    both = job.torchrun("-p", "image_noise", *SMALL, "--steps", "10000000", "--name", "timed", "--set",
+                        "time_limit=0.05", record="timed")
+    _, err = finish(both)
+    assert both.returncode == 0, err
+    state = json.loads((job.runs / "timed" / "state.json").read_text())
+    assert state["status"] == "completed" and "time limit (0.05 min)" in state["message"], state
+    records = job.out("timed")
+    calls = [load_file(str(records / f"rank{r}.safetensors"))["calls"].item() for r in (0, 1)]
+    assert calls[0] == calls[1] == state["step"] > 0, "both ranks stop at the step rank 0 chose"
+    assert [e["step"] for e in events_of(job.runs / "timed", "checkpoint")][-1] == state["step"]
+
+
 def test_a_batch_that_does_not_divide_among_the_processes_is_one_sentence_and_no_run(job):
     """Five times: the ranks leave the job together when rank 0 refuses, so the exit code is rank 0's every time
     (a rank 0 leaving its process group undestroyed aborted at exit one time in four: 134)."""
