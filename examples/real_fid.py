@@ -31,6 +31,7 @@ from workbench.rundir.config import RunConfig
 def images_of(plugins, name: str, size: int, data_root: str | None) -> torch.Tensor:
     """uint8 images of ``DATASET[:SPLIT]`` (the training split by default) at ``size`` px."""
     dataset, _, split = name.partition(":")
+    # the dataset reader reads only the dataset, its folder and the download flag of a run's configuration
     config = RunConfig(model="dcgan", dataset=dataset, loss="bce", hyperparams={}, data_root=data_root)
     images = load_images(config, plugins, size, split or "train").images
     return images if images.shape[-1] == size else resize_uint8(images, size)

@@ -18,6 +18,8 @@ import torch
 from workbench.base.errors import GanbenchError
 from workbench.quality.detector import BATCH_SIZE, HOW_TO_GET, InceptionDetector, find_detector
 
+NVLABS_FEEDING = {"batch_size": BATCH_SIZE, "channels_last": False}  # stylegan2-ada's metric_utils, on any device
+
 
 @dataclass
 class InceptionBench:
@@ -40,7 +42,7 @@ class InceptionBench:
     def to_dict(self) -> dict:
         return {"device": self.device, "detector": self.detector, "images": self.images,
                 "ganbench_feeding": {"batch_size": self.batch_size, "channels_last": self.channels_last},
-                "nvlabs_feeding": {"batch_size": BATCH_SIZE, "channels_last": False},
+                "nvlabs_feeding": NVLABS_FEEDING,
                 "nvlabs_images_per_s": self.nvlabs_rates, "ganbench_images_per_s": self.ganbench_rates,
                 "ratios": self.ratios, "median_ratio": statistics.median(self.ratios),
                 "max_relative_feature_difference": self.max_relative_difference}
@@ -71,7 +73,7 @@ def measure(device: torch.device, device_name: str, images: int = 64, repeats: i
     detector = InceptionDetector(found, device)
     batch = torch.randint(0, 256, (images, 1, 32, 32), dtype=torch.uint8,
                           generator=torch.Generator().manual_seed(seed))
-    feedings = {"nvlabs": {"batch_size": BATCH_SIZE, "channels_last": False},
+    feedings = {"nvlabs": NVLABS_FEEDING,
                 "ganbench": {"batch_size": detector.batch_size, "channels_last": detector.channels_last}}
     result = InceptionBench(device_name, detector.describe(), images, detector.batch_size, detector.channels_last)
     features = {name: detector.features(batch[:8], **how) for name, how in feedings.items()}  # warm-up

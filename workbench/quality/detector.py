@@ -41,7 +41,7 @@ NVLABS_NAME = "inception-2015-12-05.pt"
 SIDE = 299
 FEATURES = 2048
 BATCH_SIZE = 64  # NVlabs' batch, kept on GPUs; the features do not depend on it
-# On a CPU, batches of 8 in channels-last layout take half the time per image of NVlabs' 64 in the default layout
+# On a CPU, batches of 8 in channels-last layout run 1.58x as many images/s as NVlabs' 64 in the default layout
 # (oneDNN's convolutions keep a small channels-last batch in cache); `ganbench bench --inception` measures both.
 CPU_BATCH_SIZE = 8
 ENV_PATH = "GANBENCH_INCEPTION"
@@ -205,8 +205,8 @@ class InceptionDetector:
         if images.dtype != torch.uint8:
             raise TypeError("the detector takes uint8 images (quantise generated images first)")
         batch_size = batch_size or self.batch_size
-        layout = torch.channels_last if (self.channels_last if channels_last is None else channels_last) \
-            else torch.contiguous_format
+        channels_last = self.channels_last if channels_last is None else channels_last
+        layout = torch.channels_last if channels_last else torch.contiguous_format
         out = []
         for chunk in images.split(batch_size):
             chunk = chunk.to(self.device)

@@ -46,13 +46,12 @@ def plan_sweep(registry, *, model: str, sets: list[str], seeds: int, search: str
     shared, own = _scoped(sets, models)
     fixed, axes = parse_sets(shared, lookup)
     for item in fixed:  # a plain value must belong to some model (build_config checks the one it is given to)
-        lookup(item.partition("=")[0].strip())
+        lookup(_key(item))
     for scope, items in own.items():
         if parse_sets(items, lambda key, m=scope: lookup(key, [m]))[1]:
             raise ConfigError(f"--set {scope}:KEY takes one value; a list or range is swept for every model "
                               f"that has the setting (--set KEY=a,b).")
-    fixed_keys = {item.partition("=")[0].strip() for item in fixed}
-    clash = {a.key for a in axes} & fixed_keys
+    clash = {a.key for a in axes} & {_key(item) for item in fixed}
     if clash:
         raise ConfigError(f"--set {sorted(clash)[0]} is given both as one value and as a list or range; give it once.")
     if seeds < 1:
@@ -65,16 +64,15 @@ def plan_sweep(registry, *, model: str, sets: list[str], seeds: int, search: str
         raise ConfigError(f'--prune takes {" or ".join(studies.PRUNERS)}; got "{prune}".')
     metric = registry.metric(objective)  # an unknown metric ends here, in one sentence
     name = check_run_name(name or f"sweep-{'+'.join(models)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder = Path(runs_dir).expanduser() / name
     notes: list[str] = []
     bases = {}
     for each in models:
-        mine = [item for item in fixed if param_of(item.partition("=")[0].strip(), [each])] + own.get(each, [])
+        mine = [item for item in fixed if param_of(_key(item), [each])] + own.get(each, [])
         base = build_config(registry, each, sets=mine, runs_dir=runs_dir, **run_fields)
-        _evaluation_defaults(base, registry, {item.partition("=")[0].strip() for item in mine}, prune, objective,
-                             metric, notes)
+        _evaluation_defaults(base, registry, {_key(item) for item in mine}, prune, objective, metric, notes)
         base.name = None
-        bases[each] = {**base.to_dict(), "runs_dir": str(Path(runs_dir).expanduser() / name)}
-    folder = Path(runs_dir).expanduser() / name
+        bases[each] = {**base.to_dict(), "runs_dir": str(folder)}
     if folder.exists():
         raise ConfigError(f'A sweep or run named "{name}" already exists in {folder.parent}; choose another '
                           f"--name, or continue it with ganbench sweep --resume {folder}.")
@@ -89,6 +87,11 @@ def plan_sweep(registry, *, model: str, sets: list[str], seeds: int, search: str
         manifest["axes"].insert(0, Axis("model", "str", tuple(models)).to_dict())
         manifest["applies"] = {m: ["model"] + [a.key for a in axes if param_of(a.key, [m])] for m in models}
     return manifest
+
+
+def _key(item: str) -> str:
+    """The setting a ``KEY=VALUE`` item names."""
+    return item.partition("=")[0].strip()
 
 
 def _models(registry, model: str) -> list[str]:
